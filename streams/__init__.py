@@ -1,0 +1,1 @@
+"""The Faust side: app, topics, tables, agents, web views, CLI and the in-memory transport."""
