@@ -1,1 +1,13 @@
-"""CLI sub-commands, one module per command group; `streams.cli` assembles them."""
+"""CLI sub-commands, one module per command group; `streams.cli` registers each with `register(root)`."""
+
+from streams.commands import (
+    cmd_evaluate,
+    cmd_geo,
+    cmd_id,
+    cmd_rules,
+    cmd_simulate,
+)
+
+COMMAND_MODULES = [cmd_id, cmd_geo, cmd_rules, cmd_evaluate, cmd_simulate]
+
+__all__ = ["COMMAND_MODULES"]

@@ -1,0 +1,29 @@
+"""Domain errors: one base, one class per condition; `streams/` maps them to dead letters or HTTP codes."""
+
+from __future__ import annotations
+
+__all__ = ["PipelineError", "RejectedEvent", "RulesError", "SettingsError"]
+
+
+class PipelineError(Exception):
+    """Base of every error raised by `pipeline`."""
+
+
+class RejectedEvent(PipelineError):
+    """An input that cannot be used: `reason` is a short code for grouping, `detail` says what is wrong.
+
+    Neither ever contains a raw resident ID number.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class RulesError(PipelineError):
+    """A rules document that does not validate; the message names the file, line and problem."""
+
+
+class SettingsError(PipelineError):
+    """Settings that do not validate; the message names the source and the key."""
