@@ -85,8 +85,13 @@ def ingest(
     now: datetime,
     lookback: timedelta,
     source_topic: str = "",
+    received_at: datetime | None = None,
 ) -> list[PersonEvent]:
-    """Validate one raw input and fan it out into one pseudonymised `PersonEvent` per person."""
+    """Validate one raw input and fan it out into one pseudonymised `PersonEvent` per person.
+
+    `received_at` (the input record's broker timestamp) becomes `ingested_at`, the start of the
+    ingest→triage latency; it defaults to `now`.
+    """
     event = parse_input(raw)
     at = _check_time(event, now, lookback)
     if isinstance(event, CheckpointScan):
@@ -122,7 +127,7 @@ def ingest(
             event_id=event.event_id,
             kind=event.type,
             occurred_at=at,
-            ingested_at=now,
+            ingested_at=received_at or now,
             source_topic=source_topic,
             payload=payload,
         )
