@@ -66,6 +66,7 @@ JVM_FLAGS = (
     "-XX:+UseG1GC",
     "-XX:MaxGCPauseMillis=20",
     "-Djava.awt.headless=true",
+    "-Dlog4j2.shutdownHookEnabled=false",
 )
 _POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
 _MAIN_CLASS = "kafka.Kafka"
@@ -159,7 +160,9 @@ def broker_settings() -> BrokerSettings:
     port = _env_port("EPIFLOW_KAFKA_PORT", DEFAULT_PORT)
     controller_port = _env_port("EPIFLOW_KAFKA_CONTROLLER_PORT", DEFAULT_CONTROLLER_PORT)
     if port == controller_port:
-        raise BrokerError(f"broker and controller ports are both {port}; set EPIFLOW_KAFKA_CONTROLLER_PORT apart")
+        raise BrokerError(
+            f"broker and controller ports are both {port}; set EPIFLOW_KAFKA_CONTROLLER_PORT apart"
+        )
     return BrokerSettings(cache_dir=Path(cache).resolve(), port=port, controller_port=controller_port)
 
 
@@ -214,8 +217,13 @@ def _fetch_unlocked(settings: BrokerSettings) -> Path:
     staging = settings.cache_dir / "lib.partial"
     shutil.rmtree(staging, ignore_errors=True)
     command = [
-        mvn, "-q", "-B", "-f", str(POM),
-        "dependency:copy-dependencies", f"-DoutputDirectory={staging}",
+        mvn,
+        "-q",
+        "-B",
+        "-f",
+        str(POM),
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={staging}",
     ]
     log.info("fetching Apache Kafka %s jars from Maven Central into %s", kafka_version(), settings.lib_dir)
     started = time.monotonic()
@@ -229,7 +237,9 @@ def _fetch_unlocked(settings: BrokerSettings) -> Path:
     shutil.rmtree(settings.lib_dir, ignore_errors=True)
     staging.rename(settings.lib_dir)
     settings.fetch_marker.write_text(_pom_digest() + "\n")
-    log.info("fetched %d jars in %.1f s", len(list(settings.lib_dir.glob("*.jar"))), time.monotonic() - started)
+    log.info(
+        "fetched %d jars in %.1f s", len(list(settings.lib_dir.glob("*.jar"))), time.monotonic() - started
+    )
     return settings.lib_dir
 
 
@@ -278,6 +288,15 @@ def _port_open(port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+def _wait_port_closed(port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _port_open(port):
+            return True
+        time.sleep(0.2)
+    return not _port_open(port)
 
 
 def _metadata_ok(bootstrap: str, timeout_ms: int = 5000) -> bool:
@@ -340,7 +359,9 @@ def _java() -> str:
     return java
 
 
-def _java_command(settings: BrokerSettings, main: str, *args: str, heap: tuple[str, ...] = JVM_FLAGS) -> list[str]:
+def _java_command(
+    settings: BrokerSettings, main: str, *args: str, heap: tuple[str, ...] = JVM_FLAGS
+) -> list[str]:
     return [
         _java(),
         *heap,
@@ -369,7 +390,11 @@ def _format_storage(settings: BrokerSettings) -> None:
     command = _java_command(
         settings,
         "kafka.tools.StorageTool",
-        "format", "-t", cluster_id, "-c", str(settings.config_file),
+        "format",
+        "-t",
+        cluster_id,
+        "-c",
+        str(settings.config_file),
         heap=("-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true"),
     )
     result = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -398,7 +423,7 @@ def _wait_healthy(settings: BrokerSettings, process: subprocess.Popen[bytes], de
         if _port_open(settings.port) and _metadata_ok(settings.bootstrap, timeout_ms=3000):
             return
         time.sleep(0.25)
-    _kill(process.pid, settings, timeout=5.0)
+    _kill(process.pid, timeout=5.0)
     raise BrokerStartError(
         f"broker did not answer metadata on {settings.bootstrap} within the timeout; "
         f"last log lines:\n{log_tail(settings=settings)}"
@@ -422,7 +447,7 @@ def _start_unlocked(settings: BrokerSettings, keep_data: bool, timeout: float) -
                 f"run `python -m tools.kafka_broker down`. Last log lines:\n{log_tail(settings=settings)}"
             )
     for port in (settings.port, settings.controller_port):
-        if _port_open(port):
+        if _port_open(port) and not _wait_port_closed(port, timeout=5.0):
             raise PortInUseError(
                 f"port {port} on {HOST} is already in use by another process; "
                 "stop it or choose other ports with EPIFLOW_KAFKA_PORT / EPIFLOW_KAFKA_CONTROLLER_PORT"
@@ -446,7 +471,12 @@ def _start_unlocked(settings: BrokerSettings, keep_data: bool, timeout: float) -
         )
     settings.pid_file.write_text(f"{process.pid}\n")
     _wait_healthy(settings, process, started + timeout)
-    log.info("broker pid %d healthy on %s after %.1f s", process.pid, settings.bootstrap, time.monotonic() - started)
+    log.info(
+        "broker pid %d healthy on %s after %.1f s",
+        process.pid,
+        settings.bootstrap,
+        time.monotonic() - started,
+    )
     return settings.bootstrap, True
 
 
@@ -469,26 +499,36 @@ def ensure_broker(
 # --------------------------------------------------------------------------- stop
 
 
-def _wait_gone(pid: int, settings: BrokerSettings, timeout: float) -> bool:
+def _exited(pid: int) -> bool:
+    """True once ``pid`` has fully exited (gone or a zombie), i.e. its sockets are closed."""
+    _reap(pid)
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0] in {"Z", "X"}
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _is_our_broker(pid, settings):
+        if _exited(pid):
             return True
         time.sleep(0.1)
-    return not _is_our_broker(pid, settings)
+    return _exited(pid)
 
 
-def _kill(pid: int, settings: BrokerSettings, timeout: float = STOP_TIMEOUT_S, force: bool = False) -> None:
+def _kill(pid: int, timeout: float = STOP_TIMEOUT_S, force: bool = False) -> None:
     """SIGTERM (or SIGKILL when ``force``), wait up to ``timeout``, then SIGKILL."""
     first = signal.SIGKILL if force else signal.SIGTERM
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, first)
-    if _wait_gone(pid, settings, timeout):
+    if _wait_gone(pid, timeout):
         return
     log.warning("broker pid %d ignored SIGTERM for %.0f s; sending SIGKILL", pid, timeout)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    if not _wait_gone(pid, settings, 10.0):
+    if not _wait_gone(pid, 10.0):
         raise BrokerError(f"broker pid {pid} survived SIGKILL")
 
 
@@ -496,7 +536,7 @@ def _stop_unlocked(settings: BrokerSettings, keep_data: bool, force: bool, timeo
     pid = _live_pid(settings)
     if pid is not None:
         log.info("stopping broker pid %d (%s)", pid, "SIGKILL" if force else "SIGTERM")
-        _kill(pid, settings, timeout=timeout, force=force)
+        _kill(pid, timeout=timeout, force=force)
     settings.pid_file.unlink(missing_ok=True)
     settings.started_by_lease_file.unlink(missing_ok=True)
     if not keep_data:
@@ -593,12 +633,15 @@ def _status(settings: BrokerSettings) -> int:
     pid = _live_pid(settings)
     healthy = pid is not None and _metadata_ok(settings.bootstrap)
     state = "running" if healthy else ("unhealthy" if pid is not None else "stopped")
-    print(f"kafka {kafka_version()}: {state}")
-    print(f"  bootstrap   {settings.bootstrap}")
-    print(f"  pid         {pid if pid is not None else '-'}")
-    print(f"  jars        {'fetched' if _jars_complete(settings) else 'not fetched'} ({settings.lib_dir})")
-    print(f"  data        {'formatted' if _data_formatted(settings) else 'none'} ({settings.data_dir})")
-    print(f"  log         {settings.log_file}")
+    lines = [
+        f"kafka {kafka_version()}: {state}",
+        f"  bootstrap   {settings.bootstrap}",
+        f"  pid         {pid if pid is not None else '-'}",
+        f"  jars        {'fetched' if _jars_complete(settings) else 'not fetched'} ({settings.lib_dir})",
+        f"  data        {'formatted' if _data_formatted(settings) else 'none'} ({settings.data_dir})",
+        f"  log         {settings.log_file}",
+    ]
+    print("\n".join(lines))
     return 0 if healthy else 1
 
 
@@ -610,9 +653,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("fetch", help="download the broker's jars into the cache (skipped when complete)")
     up = sub.add_parser("up", help="start the broker (fresh data dir) unless it is running; print bootstrap")
-    up.add_argument("--keep-data", action="store_true", help="reuse the existing data dir instead of a fresh one")
+    up.add_argument(
+        "--keep-data", action="store_true", help="reuse the existing data dir instead of a fresh one"
+    )
     up.add_argument("--timeout", type=float, default=START_TIMEOUT_S, help="seconds to wait for health")
-    down = sub.add_parser("down", help="stop the broker (SIGTERM, then SIGKILL after 30 s) and remove its data")
+    down = sub.add_parser(
+        "down", help="stop the broker (SIGTERM, then SIGKILL after 30 s) and remove its data"
+    )
     down.add_argument("--keep-data", action="store_true", help="leave the data dir for `up --keep-data`")
     down.add_argument("--force", action="store_true", help="SIGKILL at once, as in a crash")
     restart = sub.add_parser("restart", help="stop and start again on the same data dir")

@@ -1,0 +1,95 @@
+"""Session-wide fixtures: the real Kafka broker that tests marked ``kafka`` run against.
+
+``EPIFLOW_TEST_BROKER=host:port`` points the tests at a broker someone else runs; otherwise
+the single-node broker from ``tools.kafka_broker`` is used if running, or started and stopped
+again when the last session holding it ends. If it cannot start, Kafka tests skip, unless
+``EPIFLOW_REQUIRE_KAFKA=1`` makes that a failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+_HOW_TO_ENABLE = (
+    "set EPIFLOW_REQUIRE_KAFKA=1 to start the test broker (needs Java 17+ and Maven, "
+    "fetches Apache Kafka from Maven Central) or EPIFLOW_TEST_BROKER=host:port to use a running one"
+)
+
+
+def _require_kafka() -> bool:
+    return os.environ.get("EPIFLOW_REQUIRE_KAFKA", "").strip().lower() in {"1", "true", "yes"}
+
+
+def _unavailable(reason: str) -> None:
+    """Fail the run when Kafka is required, otherwise skip the test that needed it."""
+    if _require_kafka():
+        pytest.fail(
+            f"Kafka broker required (EPIFLOW_REQUIRE_KAFKA=1) but unavailable: {reason}", pytrace=False
+        )
+    pytest.skip(f"no Kafka broker ({reason}); {_HOW_TO_ENABLE}")
+
+
+def _external_broker(bootstrap: str) -> str:
+    from kafka import KafkaConsumer
+    from kafka.errors import KafkaError
+
+    try:
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, bootstrap_timeout_ms=10_000)
+        try:
+            consumer.topics()
+        finally:
+            consumer.close()
+    except (KafkaError, OSError) as error:
+        _unavailable(f"EPIFLOW_TEST_BROKER={bootstrap!r} does not answer: {error}")
+    return bootstrap
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """Bootstrap address ``host:port`` of a healthy Kafka broker for this test session."""
+    external = os.environ.get("EPIFLOW_TEST_BROKER", "").strip()
+    if external:
+        yield _external_broker(external)
+        return
+    from tools.kafka_broker import BrokerError, shared_broker
+
+    with contextlib.ExitStack() as stack:
+        try:
+            bootstrap = stack.enter_context(shared_broker())
+        except BrokerError as error:
+            _unavailable(str(error))
+        yield bootstrap
+
+
+@pytest.fixture
+def kafka_topic_factory(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
+    """Create uniquely named topics for one test and delete them afterwards.
+
+    ``make(prefix, partitions=1, configs=None)`` returns the topic name, which ends in a
+    random suffix so tests running at the same time never share a topic.
+    """
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="epiflow-tests")
+    created: list[str] = []
+
+    def make(prefix: str = "test", partitions: int = 1, configs: dict[str, str] | None = None) -> str:
+        if partitions < 1:
+            raise ValueError(f"partitions={partitions!r} must be at least 1")
+        name = f"{prefix}.{uuid.uuid4().hex[:12]}"
+        spec = {"num_partitions": partitions, "replication_factor": 1, "configs": dict(configs or {})}
+        admin.create_topics({name: spec}, timeout_ms=10_000, wait_for_metadata=True)
+        created.append(name)
+        return name
+
+    try:
+        yield make
+    finally:
+        if created:
+            admin.delete_topics(created, timeout_ms=10_000, raise_errors=False)
+        admin.close()
