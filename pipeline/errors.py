@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["PipelineError", "RejectedEvent", "RulesError", "SettingsError"]
+__all__ = ["CaseError", "PipelineError", "RejectedEvent", "RulesError", "SettingsError", "SimulationError", "StateError"]
 
 
 class PipelineError(Exception):
@@ -27,3 +27,15 @@ class RulesError(PipelineError):
 
 class SettingsError(PipelineError):
     """Settings that do not validate; the message names the source and the key."""
+
+
+class StateError(PipelineError):
+    """A person state that cannot be built or decoded, or an event for another person."""
+
+
+class CaseError(PipelineError):
+    """A case event that does not fit the case it is applied to."""
+
+
+class SimulationError(PipelineError):
+    """Simulator arguments or sample geography that cannot be used."""
