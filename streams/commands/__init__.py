@@ -6,8 +6,9 @@ from streams.commands import (
     cmd_id,
     cmd_rules,
     cmd_simulate,
+    cmd_worker,
 )
 
-COMMAND_MODULES = [cmd_id, cmd_geo, cmd_rules, cmd_evaluate, cmd_simulate]
+COMMAND_MODULES = [cmd_id, cmd_geo, cmd_rules, cmd_evaluate, cmd_simulate, cmd_worker]
 
 __all__ = ["COMMAND_MODULES"]

@@ -1,0 +1,355 @@
+"""Agents: bytes → domain call in `pipeline/` → send or table update. No rule logic here.
+
+ingest ×3 (validate, pseudonymise, fan out, dead-letter), join (person table + verdicts + routing),
+cases (open, accept, resolve, escalate), and the control readers for rules and risk regions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+import orjson
+
+from pipeline.cases import Case, apply_case_event, case_from_bytes, case_to_bytes, escalate, open_case, overdue
+from pipeline.errors import PipelineError, RejectedEvent
+from pipeline.events import CaseEvent, DeadLetter, PersonEvent, TriageMessage
+from pipeline.ingest import ingest
+from pipeline.state import PersonState, new_state, state_from_bytes, state_to_bytes
+from pipeline.triage import step
+from streams.control import control_log_for
+from streams.runtime import RegionChange, Runtime, utc_now
+from streams.topics import Topics
+
+__all__ = ["Agents", "register_agents"]
+
+log = logging.getLogger(__name__)
+
+REEVALUATE = "epiflow-reevaluate"
+_PAYLOAD_LIMIT = 64 * 1024
+
+
+def _payload_text(value: bytes | None) -> tuple[str, str]:
+    """Dead-letter payload as UTF-8 text when it is, else base64 (cut at 64 KiB either way)."""
+    raw = (value or b"")[:_PAYLOAD_LIMIT]
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return base64.b64encode(raw).decode("ascii"), "base64"
+
+
+def _received_at(message: Any) -> datetime:
+    stamp = getattr(message, "timestamp", None)
+    return datetime.fromtimestamp(stamp, UTC) if stamp else utc_now()
+
+
+@dataclass
+class Agents:
+    """Handles on what the agents share, for views, the demo and tests."""
+
+    app: faust.App
+    runtime: Runtime
+    topics: Topics
+    persons: Any
+    cases: Any
+    counts: dict[str, int] = field(default_factory=lambda: {"inputs": 0, "forwarded": 0, "dead_lettered": 0})
+    listeners: list[Callable[[TriageMessage, float], None]] = field(default_factory=list)
+    waiters: dict[str, list[Callable[[PersonEvent, Any], None]]] = field(default_factory=dict)
+    control_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    regions_loaded: bool = False
+    _escalating: set[str] = field(default_factory=set)
+
+    async def dead_letter(self, message: Any, reason: str, detail: str) -> None:
+        payload, encoding = _payload_text(message.value)
+        letter = DeadLetter(
+            source_topic=message.topic, partition=message.partition, offset=message.offset,
+            reason=reason, detail=detail[:2000], payload=payload, payload_encoding=encoding, at=utc_now(),
+        )
+        await self.topics.dead_letters.send(key=message.key, value=letter.model_dump_json().encode())
+        self.counts["dead_lettered"] += 1
+        self.runtime.metrics.dead_letters.labels(topic=message.topic, reason=reason).inc()
+        log.warning("dead letter topic=%s partition=%s offset=%s reason=%s", message.topic, message.partition, message.offset, reason)
+
+    async def ingest_one(self, kind: str, message: Any) -> None:
+        """One input record → person events, or a dead letter. Never raises."""
+        rt = self.runtime
+        self.counts["inputs"] += 1
+        rt.metrics.events_in.labels(topic=kind).inc()
+        try:
+            people = ingest(
+                message.value or b"", secret=rt.settings.secret_bytes, now=utc_now(), lookback=rt.lookback,
+                source_topic=message.topic, received_at=_received_at(message),
+            )
+        except RejectedEvent as exc:
+            await self.dead_letter(message, exc.reason, exc.detail)
+            return
+        except Exception as exc:  # one bad record never stops the agent
+            log.exception("ingest failed topic=%s partition=%s offset=%s", message.topic, message.partition, message.offset)
+            await self.dead_letter(message, "internal_error", type(exc).__name__)
+            return
+        for person in people:
+            await self.topics.person_events.send(key=person.person_key.encode(), value=person.model_dump_json().encode())
+        self.counts["forwarded"] += 1
+        rt.metrics.forwarded_inputs.labels(topic=kind).inc()
+        rt.metrics.forwarded.labels(topic=kind).inc(len(people))
+
+    def _state(self, key: bytes) -> PersonState:
+        raw = self.persons.get(key)
+        return state_from_bytes(raw) if raw else new_state(key.decode())
+
+    async def join_one(self, key: bytes, value: bytes, headers: Any) -> None:
+        """Fold a person event into the person table, evaluate, and route a change to its community."""
+        rt = self.runtime
+        if rt.rules is None:
+            await self.control_ready.wait()
+        now = utc_now()
+        state = self._state(key)
+        event = None
+        if not _is_reevaluation(headers):
+            event = PersonEvent.model_validate_json(value)
+        new, verdict, message = step(state, event, rt.rules, rt.regions, rt.communities, now, checkpoints=rt.checkpoints)
+        if event is not None:
+            _remember_places(rt, state, new)
+        if new is not state:
+            self.persons[key] = state_to_bytes(new)
+        if message is not None:
+            await self.topics.triage(message.community).send(key=key, value=message.model_dump_json().encode())
+            rt.metrics.verdicts.labels(action=message.action).inc()
+            if message.action != "clear" and (state.last is None or state.last.case_id != message.case_id):
+                await self.topics.cases.send(key=message.case_id.encode(), value=message.model_dump_json().encode())
+            latency = (now - event.ingested_at).total_seconds() if event is not None else 0.0
+            if event is not None:
+                rt.metrics.latency.observe(latency)
+            for listener in self.listeners:
+                listener(message, latency)
+        if event is not None:
+            for waiter in self.waiters.pop(f"{event.event_id}/{key.decode()}", ()):
+                waiter(event, verdict)
+
+    async def case_one(self, topic: str, key: bytes, value: bytes) -> None:
+        """Open a case from a triage message, or apply an accept / resolve / escalate event to it."""
+        rt = self.runtime
+        if topic == self.topics.cases.get_topic_name():
+            message = TriageMessage.model_validate_json(value)
+            if self.cases.get(key) is None:
+                street = rt.communities.street_of(message.community) or ""
+                self.cases[key] = case_to_bytes(open_case(message, street))
+                rt.metrics.cases_opened.labels(action=message.action).inc()
+            return
+        event = CaseEvent.model_validate_json(value)
+        raw = self.cases.get(event.case_id.encode())
+        if raw is None:
+            log.warning("case event for unknown case kind=%s", event.kind)
+            return
+        case = case_from_bytes(raw)
+        updated = apply_case_event(case, event)
+        if updated == case:
+            return
+        self.cases[event.case_id.encode()] = case_to_bytes(updated)
+        rt.metrics.case_events.labels(kind=event.kind).inc()
+        if event.kind == "escalated":
+            rt.metrics.cases_overdue.inc()
+            street = updated.street or "unassigned"
+            await self.topics.triage(f"street.{street}").send(key=updated.person_key.encode(), value=_escalation_body(updated, event))
+
+    async def escalate_overdue(self) -> None:
+        """Send an `escalated` case event for every local case not accepted by its due time."""
+        now = utc_now()
+        cases = [case_from_bytes(v) for v in list(self.cases.values())]
+        for case in overdue(cases, now):
+            if case.case_id in self._escalating:
+                continue
+            self._escalating.add(case.case_id)
+            _, event = escalate(case, now)
+            await self.topics.case_events.send(key=case.case_id.encode(), value=event.model_dump_json().encode())
+
+    def local_cases(self) -> list[Case]:
+        return [case_from_bytes(v) for v in list(self.cases.values())]
+
+
+def _escalation_body(case: Case, event: CaseEvent) -> bytes:
+    return orjson.dumps({
+        "kind": "escalation", "case_id": case.case_id, "person_key": case.person_key, "community": case.community,
+        "street": case.street, "action": case.action, "severity": case.severity, "due_at": case.due_at,
+        "escalated_at": event.at, "masked_id": case.masked_id, "name": case.name, "phone": case.phone,
+    })
+
+
+def _is_reevaluation(headers: Any) -> bool:
+    if not headers:
+        return False
+    items = headers.items() if hasattr(headers, "items") else headers
+    return any(k == REEVALUATE for k, _ in items)
+
+
+def _remember_places(rt: Runtime, old: PersonState, new: PersonState) -> None:
+    """Keep the sweep's place store in step with the person table (new places only)."""
+    if new is old:
+        return
+    known = {(p.event_id, p.seq) for p in old.places}
+    fresh = [p for p in new.places if (p.event_id, p.seq) not in known]
+    if fresh:
+        rt.places.add([new.person_key] * len(fresh), [p.lon for p in fresh], [p.lat for p in fresh],
+                      [p.t_from for p in fresh], [p.t_to for p in fresh])
+        rt.metrics.sweep_places.set(len(rt.places))
+
+
+def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
+    """Declare tables, agents, control tasks and the escalation timer on `app`."""
+    settings = runtime.settings
+    persons = app.Table("persons", default=None, key_type=bytes, value_type=bytes, key_serializer="raw",
+                        value_serializer="raw", partitions=settings.partitions)
+    cases = app.Table("cases", default=None, key_type=bytes, value_type=bytes, key_serializer="raw",
+                      value_serializer="raw", partitions=settings.partitions)
+    agents = Agents(app=app, runtime=runtime, topics=topics, persons=persons, cases=cases)
+
+    for kind, topic in topics.inputs.items():
+        _ingest_agent(app, agents, kind, topic)
+
+    @app.agent(topics.person_events, name="join")
+    async def join(stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                await agents.join_one(event.key, event.value, event.headers)
+            except (PipelineError, ValueError) as exc:
+                log.error("join refused topic=%s partition=%s offset=%s reason=%s", event.message.topic,
+                          event.message.partition, event.message.offset, type(exc).__name__)
+            except Exception:
+                log.exception("join failed topic=%s partition=%s offset=%s", event.message.topic,
+                              event.message.partition, event.message.offset)
+
+    case_channel = app.topic(topics.cases.get_topic_name(), topics.case_events.get_topic_name(), key_type=bytes,
+                             value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+    @app.agent(case_channel, name="cases")
+    async def case_agent(stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                await agents.case_one(event.message.topic, event.key, event.value)
+            except Exception:
+                log.exception("case event failed topic=%s partition=%s offset=%s", event.message.topic,
+                              event.message.partition, event.message.offset)
+
+    @app.timer(interval=1.0)
+    async def escalation_timer() -> None:
+        try:
+            await agents.escalate_overdue()
+        except Exception:
+            log.exception("escalation timer failed")
+
+    @app.task
+    async def rules_control() -> None:
+        await _follow_rules(agents)
+
+    @app.task
+    async def regions_control() -> None:
+        await _follow_regions(agents)
+
+    @persons.on_recover
+    async def rebuild_places() -> None:
+        for raw in list(persons.values()):
+            if raw:
+                _remember_places(runtime, new_state(state_from_bytes(raw).person_key), state_from_bytes(raw))
+
+    return agents
+
+
+def _ingest_agent(app: faust.App, agents: Agents, kind: str, topic: Any) -> None:
+    async def ingest_agent(stream: Any) -> None:
+        if agents.runtime.rules is None:
+            await agents.control_ready.wait()
+        async for event in stream.events():
+            await agents.ingest_one(kind, event.message)
+
+    app.agent(topic, name=f"ingest-{kind}")(ingest_agent)
+
+
+async def _seed_if_empty(agents: Agents, topic: str, records: list, seed: Callable[[], list[tuple[bytes, bytes]]]) -> list:
+    if records:
+        return records
+    seeded = seed()
+    for key, value in seeded:
+        await agents.app.producer.send_and_wait(topic, key, value, None, None, {})
+    log.info("seeded control topic=%s records=%d", topic, len(seeded))
+    return seeded
+
+
+async def _follow_rules(agents: Agents) -> None:
+    rt = agents.runtime
+    topic = agents.topics.rules
+    feed = control_log_for(rt.settings, topic)
+    await feed.start()
+    records = await _seed_if_empty(agents, topic, await feed.read_to_end(), lambda: [(b"active", _rules_file(rt))])
+    for _, value in records:
+        rt.apply_rules_document(value, source=f"{topic} (startup)")
+    if rt.rules is None:
+        log.error("no valid rules on %s; the worker waits for a valid publish", topic)
+    _mark_ready(agents)
+    try:
+        async for _, value in feed.follow():
+            rt.apply_rules_document(value, source=topic)
+            _mark_ready(agents)
+    finally:
+        await feed.stop()
+
+
+def _mark_ready(agents: Agents) -> None:
+    """Agents start work once the first valid rules and the full region set are in place."""
+    if agents.runtime.rules is not None and agents.regions_loaded:
+        agents.control_ready.set()
+
+
+async def _follow_regions(agents: Agents) -> None:
+    rt = agents.runtime
+    topic = agents.topics.risk_regions
+    feed = control_log_for(rt.settings, topic)
+    await feed.start()
+    records = await _seed_if_empty(agents, topic, await feed.read_to_end(), lambda: _regions_file(rt))
+    rt.load_regions_bulk(records)
+    agents.regions_loaded = True
+    _mark_ready(agents)
+    try:
+        async for key, value in feed.follow():
+            change = rt.apply_region_record(key, value)
+            if change is not None and change.sweep:
+                await _sweep(agents, change)
+    finally:
+        await feed.stop()
+
+
+async def _sweep(agents: Agents, change: RegionChange) -> None:
+    """Flag everyone this worker holds who was in a newly designated or raised region."""
+    from geo.sweep import sweep
+
+    rt = agents.runtime
+    started = asyncio.get_running_loop().time()
+    pre = rt.rules.windows.pre_designation if rt.rules is not None else None
+    hits = sweep(rt.places, [change.region], **({"pre_designation": pre} if pre is not None else {}))
+    people = sorted(set(hits["person_key"])) if len(hits) else []
+    for person_key in people:
+        await agents.topics.person_events.send(
+            key=person_key.encode(), value=orjson.dumps({"region_id": change.region_id}), headers={REEVALUATE: b"1"}
+        )
+    rt.metrics.sweep_seconds.observe(asyncio.get_running_loop().time() - started)
+    rt.metrics.sweep_flagged.inc(len(people))
+    log.info("sweep region=%s places=%d people=%d", change.region_id, len(rt.places), len(people))
+
+
+def _rules_file(rt: Runtime) -> bytes:
+    return rt.settings.path(rt.settings.rules).read_bytes()
+
+
+def _regions_file(rt: Runtime) -> list[tuple[bytes, bytes]]:
+    from geo.load import load_regions, region_to_feature
+
+    return [
+        (r.id.encode(), orjson.dumps(region_to_feature(r)))
+        for r in load_regions(rt.settings.path(rt.settings.regions))
+    ]
+

@@ -1,0 +1,58 @@
+"""Build the Faust app from settings — and nothing else: broker, store and web bound in one place."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import faust
+from faust.auth import SASLCredentials, SSLCredentials
+
+from pipeline.settings import Settings
+
+__all__ = ["build_app"]
+
+
+def _credentials(settings: Settings) -> Any:
+    """Kafka SASL/SSL settings for Faust's aiokafka driver (kafka-python tools read the same settings)."""
+    protocol = settings.kafka_security_protocol.upper()
+    if protocol == "PLAINTEXT":
+        return None
+    context = ssl.create_default_context(cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None)
+    if protocol == "SSL":
+        return SSLCredentials(context)
+    return SASLCredentials(
+        username=settings.kafka_sasl_username,
+        password=settings.kafka_sasl_password,
+        mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+        ssl_context=context if protocol == "SASL_SSL" else None,
+    )
+
+
+def build_app(settings: Settings, *, app_id: str | None = None, web_enabled: bool = True, **overrides: Any) -> faust.App:
+    """One Faust app for `settings`; `app_id` defaults to `<topic prefix>-worker` (the consumer group)."""
+    options: dict[str, Any] = dict(
+        broker=settings.broker,
+        store=settings.store,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication,
+        topic_allow_declare=True,
+        table_standby_replicas=0,
+        consumer_auto_offset_reset="earliest",
+        stream_wait_empty=False,
+        broker_commit_every=1000,
+        broker_commit_interval=1.0,
+        producer_linger_ms=5,
+        producer_max_batch_size=256 * 1024,
+        stream_buffer_maxsize=8192,
+        web_enabled=web_enabled,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        datadir=str(settings.path(settings.data_dir)),
+        logging_config=None,
+        loghandlers=[],
+        broker_credentials=_credentials(settings),
+    )
+    options.update(overrides)
+    return faust.App(app_id or f"{settings.topic_prefix}-worker", **options)

@@ -1,0 +1,41 @@
+"""The composition root: settings → app, runtime, topics, agents, views. One call builds a worker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from pipeline.settings import Settings
+from streams.agents import Agents, register_agents
+from streams.app import build_app
+from streams.metrics import Metrics
+from streams.runtime import Runtime
+from streams.topics import Topics, declare_topics
+from streams.views import register_views
+
+__all__ = ["Worker", "create_worker"]
+
+
+@dataclass
+class Worker:
+    """Everything one worker is made of; `app` is what Faust runs."""
+
+    settings: Settings
+    app: faust.App
+    runtime: Runtime
+    topics: Topics
+    agents: Agents
+
+
+def create_worker(settings: Settings, *, app_id: str | None = None, web_enabled: bool = True, **app_overrides: Any) -> Worker:
+    """Wire a worker for `settings` (broker, store, topic prefix, files) without starting it."""
+    if settings.broker.startswith("memory://") and app_overrides.get("processing_guarantee") == "exactly_once":
+        raise ValueError("exactly_once is not available on memory:// (at-least-once only); use kafka://")
+    app = build_app(settings, app_id=app_id, web_enabled=web_enabled, **app_overrides)
+    runtime = Runtime.from_settings(settings, Metrics())
+    topics = declare_topics(app, settings)
+    agents = register_agents(app, runtime, topics)
+    register_views(app, agents)
+    return Worker(settings=settings, app=app, runtime=runtime, topics=topics, agents=agents)
