@@ -46,7 +46,9 @@ class CommunityIndex:
             by_code[c.code] = c
         self._by_code = by_code
         self._codes = np.array([c.code for c in items], dtype=object)
-        self._geoms = np.array([c.geometry for c in items], dtype=object) if items else np.empty(0, dtype=object)
+        self._geoms = (
+            np.array([c.geometry for c in items], dtype=object) if items else np.empty(0, dtype=object)
+        )
         shapely.prepare(self._geoms)
         self._grid = GridIndex(self._geoms)
 

@@ -94,12 +94,20 @@ def _checked_geometries(
     out = np.array(geoms, dtype=object)
     for i, g in enumerate(out):
         if g is None or g.is_empty:
-            raise error(f"{_where(path, i, ids[i])}: has no geometry", path=path, index=i,
-                        feature_id=_id_or_none(ids[i]), problem="no-geometry")
+            raise error(
+                f"{_where(path, i, ids[i])}: has no geometry",
+                path=path,
+                index=i,
+                feature_id=_id_or_none(ids[i]),
+                problem="no-geometry",
+            )
         if g.geom_type not in _POLYGONAL:
             raise error(
                 f"{_where(path, i, ids[i])}: geometry is {g.geom_type!r}, expected Polygon or MultiPolygon",
-                path=path, index=i, feature_id=_id_or_none(ids[i]), problem="geometry-type",
+                path=path,
+                index=i,
+                feature_id=_id_or_none(ids[i]),
+                problem="geometry-type",
             )
     valid = shapely.is_valid(out)
     for i in np.flatnonzero(~valid).tolist():
@@ -109,7 +117,10 @@ def _checked_geometries(
             raise error(
                 f"{_where(path, i, ids[i])}: invalid geometry ({reason}) and nothing polygonal is left "
                 "after make_valid; redraw it",
-                path=path, index=i, feature_id=_id_or_none(ids[i]), problem="invalid-geometry",
+                path=path,
+                index=i,
+                feature_id=_id_or_none(ids[i]),
+                problem="invalid-geometry",
             )
         warnings.warn(
             GeometryRepairedWarning(
@@ -140,14 +151,19 @@ def _require(
             raise error(
                 f"{_where(path, idx, ids[0] if ids else None)}: missing required property {name!r} "
                 f"(the file has no {name!r} column)",
-                path=path, index=idx, feature_id=_id_or_none(ids[0]) if ids else None,
+                path=path,
+                index=idx,
+                feature_id=_id_or_none(ids[0]) if ids else None,
                 problem="missing-property",
             )
         for i, value in enumerate(frame[name].tolist()):
             if _missing(value):
                 raise error(
                     f"{_where(path, i, ids[i])}: missing required property {name!r}",
-                    path=path, index=i, feature_id=_id_or_none(ids[i]), problem="missing-property",
+                    path=path,
+                    index=i,
+                    feature_id=_id_or_none(ids[i]),
+                    problem="missing-property",
                 )
 
 
@@ -157,7 +173,10 @@ def _unique(ids: list[str], path: str, field: str, error: type[GeoFileError]) ->
         if v in seen:
             raise error(
                 f"{_where(path, i, v)}: {field} {v!r} already used by feature {seen[v]}; {field}s must be unique",
-                path=path, index=i, feature_id=v, problem="duplicate-id",
+                path=path,
+                index=i,
+                feature_id=v,
+                problem="duplicate-id",
             )
         seen[v] = i
 
@@ -171,13 +190,15 @@ def _parse_time(value: Any, where: str, field: str, error: type[GeoFileError], *
         except ValueError as exc:
             raise error(
                 f"{where}: property {field!r} is {value!r}, expected an ISO 8601 time with offset",
-                problem="bad-property", **ctx,
+                problem="bad-property",
+                **ctx,
             ) from exc
     if t.tzinfo is None or t.utcoffset() is None:
         raise error(
             f"{where}: property {field!r} is {value!r} without a UTC offset, expected e.g. "
             "'2022-05-01T10:00:00+08:00'",
-            problem="bad-property", **ctx,
+            problem="bad-property",
+            **ctx,
         )
     return t
 
@@ -192,15 +213,20 @@ def _region(
     if level not in LEVEL_CODE:
         raise error(
             f"{where}: property 'level' is {props['level']!r}, expected one of {list(LEVELS)}",
-            problem="bad-property", **ctx,
+            problem="bad-property",
+            **ctx,
         )
     start = _parse_time(props["effective_from"], where, "effective_from", error, **ctx)
     until_raw = props.get("effective_until")
     until = None if _missing(until_raw) else _parse_time(until_raw, where, "effective_until", error, **ctx)
     try:
         return Region(
-            id=_text(props["id"]), level=level, name=_text(props["name"]), effective_from=start,
-            effective_until=until, geometry=geometry,
+            id=_text(props["id"]),
+            level=level,
+            name=_text(props["name"]),
+            effective_from=start,
+            effective_until=until,
+            geometry=geometry,
         )
     except GeoError as exc:
         raise error(f"{where}: {exc}", problem="bad-property", **ctx) from exc
@@ -254,7 +280,10 @@ def load_checkpoints(path: str | Path) -> list[Checkpoint]:
             kind = "nothing" if g is None or g.is_empty else repr(g.geom_type)
             raise CheckpointFileError(
                 f"{_where(p, i, ids[i])}: geometry is {kind}, expected a Point",
-                path=p, index=i, feature_id=ids[i], problem="geometry-type",
+                path=p,
+                index=i,
+                feature_id=ids[i],
+                problem="geometry-type",
             )
         out.append(Checkpoint(id=ids[i], name=_text(name), lon=float(g.x), lat=float(g.y)))
     return out
@@ -263,8 +292,9 @@ def load_checkpoints(path: str | Path) -> list[Checkpoint]:
 def region_from_feature(feature: Mapping[str, Any]) -> Region:
     """One risk region from a GeoJSON Feature dict in EPSG:4326 (the control-topic value)."""
     if not isinstance(feature, Mapping):
-        raise FeatureError(f"feature is {type(feature).__name__}, expected a GeoJSON Feature object",
-                           problem="not-a-feature")
+        raise FeatureError(
+            f"feature is {type(feature).__name__}, expected a GeoJSON Feature object", problem="not-a-feature"
+        )
     props = feature.get("properties")
     if not isinstance(props, Mapping):
         props = {}
@@ -272,8 +302,9 @@ def region_from_feature(feature: Mapping[str, Any]) -> Region:
     where = "feature" + ("" if _missing(fid) else f" (id {str(fid)!r})")
     ctx = {"feature_id": _id_or_none(fid)}
     if feature.get("type") != "Feature":
-        raise FeatureError(f"{where}: type is {feature.get('type')!r}, expected 'Feature'",
-                           problem="not-a-feature", **ctx)
+        raise FeatureError(
+            f"{where}: type is {feature.get('type')!r}, expected 'Feature'", problem="not-a-feature", **ctx
+        )
     if "id" not in props and not _missing(fid):
         props = {**props, "id": fid}
     raw = feature.get("geometry")
@@ -282,7 +313,9 @@ def region_from_feature(feature: Mapping[str, Any]) -> Region:
     try:
         geom = shape(raw)
     except Exception as exc:
-        raise FeatureError(f"{where}: geometry cannot be read: {exc}", problem="invalid-geometry", **ctx) from exc
+        raise FeatureError(
+            f"{where}: geometry cannot be read: {exc}", problem="invalid-geometry", **ctx
+        ) from exc
     geoms = _checked_geometries(np.array([geom], dtype=object), where, [fid], FeatureError)
     return _region(props, geoms[0], where, FeatureError, **ctx)
 

@@ -32,7 +32,9 @@ def naive_lookup_many(
     xs = np.asarray(lon, dtype=np.float64).reshape(-1)
     ys = np.asarray(lat, dtype=np.float64).reshape(-1)
     ts = np.broadcast_to(to_epoch_seconds(t).reshape(-1), xs.shape)
-    bounds = shapely.bounds(np.array([r.geometry for r in regions], dtype=object)) if regions else np.empty((0, 4))
+    bounds = (
+        shapely.bounds(np.array([r.geometry for r in regions], dtype=object)) if regions else np.empty((0, 4))
+    )
     pre = _td_micros(pre_designation)
     start = [r.effective_from for r in regions]
     level = np.zeros(xs.size, dtype=np.int8)
@@ -41,7 +43,12 @@ def naive_lookup_many(
     for i in range(xs.size):
         point = shapely.Point(xs[i], ys[i])
         t_us = int(ts[i]) * _US
-        box = (bounds[:, 0] <= xs[i]) & (xs[i] <= bounds[:, 2]) & (bounds[:, 1] <= ys[i]) & (ys[i] <= bounds[:, 3])
+        box = (
+            (bounds[:, 0] <= xs[i])
+            & (xs[i] <= bounds[:, 2])
+            & (bounds[:, 1] <= ys[i])
+            & (ys[i] <= bounds[:, 3])
+        )
         best: tuple | None = None
         for j in np.flatnonzero(box).tolist():
             r = regions[j]

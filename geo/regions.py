@@ -6,7 +6,7 @@ import dataclasses
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -36,7 +36,7 @@ LEVEL_NAME: dict[int, str] = {code: name for name, code in LEVEL_CODE.items()}
 
 _US = 1_000_000
 _OPEN = np.iinfo(np.int64).max
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _check_polygonal(geometry: object, what: str) -> None:
@@ -69,7 +69,9 @@ class Region:
         if not isinstance(self.id, str) or not self.id:
             raise GeoValueError(f"region id is {self.id!r}, expected a non-empty string")
         if self.level not in LEVEL_CODE:
-            raise GeoValueError(f"region {self.id!r}: level is {self.level!r}, expected one of {list(LEVELS)}")
+            raise GeoValueError(
+                f"region {self.id!r}: level is {self.level!r}, expected one of {list(LEVELS)}"
+            )
         _check_aware(self.effective_from, f"region {self.id!r}: effective_from")
         if self.effective_until is not None:
             _check_aware(self.effective_until, f"region {self.id!r}: effective_until")
@@ -138,7 +140,9 @@ def to_epoch_seconds(t: ArrayLike) -> np.ndarray:
         flat = arr.reshape(-1)
         for value in flat:
             if isinstance(value, datetime) and value.tzinfo is None:
-                raise GeoValueError(f"time {value.isoformat()!r} is naive, expected a timezone-aware datetime")
+                raise GeoValueError(
+                    f"time {value.isoformat()!r} is naive, expected a timezone-aware datetime"
+                )
         stamps = pd.to_datetime(pd.Series(flat), utc=True)
         if stamps.isna().any():
             raise GeoValueError(f"time {flat[int(np.flatnonzero(stamps.isna())[0])]!r} is not a time")
@@ -171,7 +175,8 @@ class _Slots:
         self.level = np.array([r.level_code for r in regions], dtype=np.int8)
         self.from_us = np.array([_micros(r.effective_from) for r in regions], dtype=np.int64)
         self.until_us = np.array(
-            [_OPEN if r.effective_until is None else _micros(r.effective_until) for r in regions], dtype=np.int64
+            [_OPEN if r.effective_until is None else _micros(r.effective_until) for r in regions],
+            dtype=np.int64,
         )
         self.ids = np.array([r.id for r in regions], dtype=object)
         self.alive = np.ones(n, dtype=bool)

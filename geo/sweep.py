@@ -193,7 +193,9 @@ class PlaceStore:
         return sum(c.capacity * (4 + 8 * 4) for c in self._chunks)
 
 
-def sweep(store: PlaceStore, regions: Sequence[Region], pre_designation: timedelta = timedelta(0)) -> pd.DataFrame:
+def sweep(
+    store: PlaceStore, regions: Sequence[Region], pre_designation: timedelta = timedelta(0)
+) -> pd.DataFrame:
     """Everyone whose stay overlaps a region's risk period while inside it: one row per (place, region).
 
     A stay `[t_from, t_to]` overlaps when `t_to >= effective_from - pre_designation` and

@@ -9,13 +9,21 @@ import typer
 
 def register(root: typer.Typer) -> None:
     """Add the `geo` commands to the root CLI."""
-    geo_app = typer.Typer(help="Sample geography: communities, risk regions, checkpoints.", no_args_is_help=True)
+    geo_app = typer.Typer(
+        help="Sample geography: communities, risk regions, checkpoints.", no_args_is_help=True
+    )
 
     @geo_app.command("generate")
     def generate(
-        seed: int = typer.Option(7, "--seed", min=0, help="Random seed; the same seed gives byte-identical files."),
-        out: Path = typer.Option(Path("config/geo"), "--out", help="Directory to write the GeoJSON files into."),
-        communities: int = typer.Option(180, "--communities", min=9, help="Number of communities in the district."),
+        seed: int = typer.Option(
+            7, "--seed", min=0, help="Random seed; the same seed gives byte-identical files."
+        ),
+        out: Path = typer.Option(
+            Path("config/geo"), "--out", help="Directory to write the GeoJSON files into."
+        ),
+        communities: int = typer.Option(
+            180, "--communities", min=9, help="Number of communities in the district."
+        ),
         regions: int = typer.Option(2400, "--regions", min=1, help="Number of national risk regions."),
     ) -> None:
         """Write district.geojson, risk_regions.geojson and checkpoints.geojson for SEED."""
