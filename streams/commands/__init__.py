@@ -4,11 +4,12 @@ from streams.commands import (
     cmd_evaluate,
     cmd_geo,
     cmd_id,
+    cmd_publish,
     cmd_rules,
     cmd_simulate,
     cmd_worker,
 )
 
-COMMAND_MODULES = [cmd_id, cmd_geo, cmd_rules, cmd_evaluate, cmd_simulate, cmd_worker]
+COMMAND_MODULES = [cmd_id, cmd_geo, cmd_rules, cmd_evaluate, cmd_simulate, cmd_worker, cmd_publish]
 
 __all__ = ["COMMAND_MODULES"]

@@ -1,0 +1,101 @@
+"""`epiflow rules publish`, `epiflow regions publish`, `epiflow produce`: validated pushes to Kafka."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import typer
+
+from pipeline.errors import PipelineError
+from pipeline.settings import load_settings
+from streams.topics import INPUT_KINDS
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def _publish_rules(
+    file: Path = typer.Argument(None, help="rules document (default: settings `rules`)"),
+    broker: str = typer.Option(None, help="kafka://host:port"),
+) -> None:
+    """Validate a rules document, then publish it as the active rules on the compacted rules topic."""
+    from pipeline.rules import parse_rules
+    from streams.publish import send_records
+
+    try:
+        settings = load_settings(broker=broker, insecure_demo_secret=True)
+        path = file or settings.path(settings.rules)
+        text = path.read_text(encoding="utf-8")
+        rules = parse_rules(text, source=str(path))
+        send_records(settings, settings.topic("rules"), [(b"active", text.encode("utf-8"))])
+    except (PipelineError, OSError) as exc:
+        _fail(str(exc))
+    typer.echo(f"published rules version {rules.version} to {settings.topic('rules')}")
+
+
+def _publish_regions(
+    file: Path = typer.Argument(None, help="GeoJSON / GeoPackage / Shapefile of risk regions to upsert"),
+    lift: list[str] = typer.Option(None, "--lift", help="region id to lift now (sets effective_until)"),
+    broker: str = typer.Option(None, help="kafka://host:port"),
+) -> None:
+    """Validate and upsert risk regions (keyed by id), or lift regions by id."""
+    from geo.errors import GeoError
+    from geo.load import load_regions, region_from_feature, region_to_feature
+    from streams.publish import latest_records, send_records
+
+    try:
+        settings = load_settings(broker=broker, insecure_demo_secret=True)
+        topic = settings.topic("risk-regions")
+        records: list[tuple[bytes, bytes]] = []
+        if file is not None:
+            records += [(r.id.encode(), orjson.dumps(region_to_feature(r))) for r in load_regions(file)]
+        if lift:
+            current = latest_records(settings, topic)
+            now = datetime.now(UTC)
+            for region_id in lift:
+                raw = current.get(region_id.encode())
+                if raw is None:
+                    _fail(f"--lift {region_id!r}: no such region on {topic}")
+                region = region_from_feature(orjson.loads(raw)).lifted(now)
+                records.append((region.id.encode(), orjson.dumps(region_to_feature(region))))
+        if not records:
+            _fail("nothing to publish: give a FILE and/or --lift ID")
+        count = send_records(settings, topic, records)
+    except (PipelineError, GeoError, OSError) as exc:
+        _fail(str(exc))
+    typer.echo(f"published {count} region record(s) to {topic}")
+
+
+def _produce(
+    file: Path = typer.Argument(..., help="JSONL file, one input document per line"),
+    topic: str = typer.Option(..., help="|".join(INPUT_KINDS)),
+    broker: str = typer.Option(None, help="kafka://host:port"),
+) -> None:
+    """Push recorded or simulated events, one line per record (ingest validates and dead-letters)."""
+    from streams.publish import produce_lines
+
+    if topic not in INPUT_KINDS:
+        _fail(f"--topic was {topic!r} but is expected to be one of {', '.join(INPUT_KINDS)}")
+    try:
+        settings = load_settings(broker=broker, insecure_demo_secret=True)
+        count = produce_lines(settings, settings.topic(topic), file)
+    except (PipelineError, OSError) as exc:
+        _fail(str(exc))
+    typer.echo(f"produced {count} record(s) to {settings.topic(topic)}")
+
+
+def register(root: typer.Typer) -> None:
+    """Add `rules publish`, `regions publish` and `produce` (the `rules` group is shared)."""
+    rules_group = next((g.typer_instance for g in root.registered_groups if g.name == "rules"), None)
+    if rules_group is None:
+        rules_group = typer.Typer(help="Rules documents.", no_args_is_help=True)
+        root.add_typer(rules_group, name="rules")
+    rules_group.command("publish")(_publish_rules)
+    regions = typer.Typer(help="Risk regions on the compacted control topic.", no_args_is_help=True)
+    regions.command("publish")(_publish_regions)
+    root.add_typer(regions, name="regions")
+    root.command("produce")(_produce)
