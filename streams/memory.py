@@ -23,6 +23,7 @@ from faust.exceptions import ImproperlyConfigured
 from faust.transport import base
 from faust.transport.consumer import RecordMap, ensure_TP
 from faust.types import TP, ConsumerMessage, HeadersArg, RecordMetadata
+from faust.types.enums import ProcessingGuarantee
 from mode.utils.times import Seconds
 from yarl import URL
 
@@ -410,7 +411,7 @@ def reset_brokers() -> None:
 
 
 def _refuse_exactly_once(app: Any) -> None:
-    if app.in_transaction:
+    if app.conf.processing_guarantee == ProcessingGuarantee.EXACTLY_ONCE:
         raise ExactlyOnceUnsupported(
             "processing_guarantee='exactly_once' is not supported on the memory:// transport "
             "(at-least-once only); use processing_guarantee='at_least_once' or a kafka:// broker"
@@ -490,7 +491,9 @@ class Consumer(base.Consumer):
         metadata = assignor.metadata(topics)
         assignment = assignor.assign(_ClusterView(self.broker), {MEMBER_ID: metadata})[MEMBER_ID]
         assignor.on_assignment(assignment)
-        return {TP(topic, partition) for topic, partitions in assignment.assignment for partition in partitions}
+        return {
+            TP(topic, partition) for topic, partitions in assignment.assignment for partition in partitions
+        }
 
     def _reset_positions(self, assigned: set[TP]) -> None:
         """After an (eager) rebalance every partition starts from its committed offset or the reset policy."""
@@ -561,7 +564,7 @@ class Consumer(base.Consumer):
                 return records
             try:
                 await asyncio.wait_for(event.wait(), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return {}
             return self._fetch(active_partitions)
         finally:
@@ -624,7 +627,9 @@ class Consumer(base.Consumer):
         if not isinstance(offset, int) or offset < 0:
             raise ValueError(f"offset to seek {tp} to must be an int >= 0, got {offset!r}")
         if tp not in self._assigned:
-            raise MemoryTransportError(f"cannot seek {tp}: partition is not assigned ({len(self._assigned)} are)")
+            raise MemoryTransportError(
+                f"cannot seek {tp}: partition is not assigned ({len(self._assigned)} are)"
+            )
         self._positions[tp] = offset
         self._wake()
 
@@ -670,7 +675,9 @@ class Consumer(base.Consumer):
             return None
         if partition is not None:
             if not 0 <= partition < count:
-                raise PartitionOutOfRange(f"partition {partition!r} of topic {topic!r} is out of range 0..{count - 1}")
+                raise PartitionOutOfRange(
+                    f"partition {partition!r} of topic {topic!r} is out of range 0..{count - 1}"
+                )
             return partition
         return self.broker.key_partition(topic, key)
 
@@ -691,7 +698,9 @@ class Consumer(base.Consumer):
         if not self.app.conf.topic_allow_declare:
             self.log.warning("Topic creation disabled! Can't create topic %s", topic)
             return
-        self.broker.create_topic(topic, partitions, config=_topic_config(config, retention, compacting, deleting))
+        self.broker.create_topic(
+            topic, partitions, config=_topic_config(config, retention, compacting, deleting)
+        )
 
     async def on_stop(self) -> None:
         """Commit what is acked, then drop the pending rebalance and the broker wake-up."""
@@ -795,7 +804,9 @@ class Producer(base.Producer):
         if not self.app.conf.topic_allow_declare:
             self.log.warning("Topic creation disabled! Can't create topic %s", topic)
             return
-        self.broker.create_topic(topic, partitions, config=_topic_config(config, retention, compacting, deleting))
+        self.broker.create_topic(
+            topic, partitions, config=_topic_config(config, retention, compacting, deleting)
+        )
 
     def key_partition(self, topic: str, key: bytes) -> TP:
         """Partition for ``key`` on an existing ``topic``, as the consumer computes it."""

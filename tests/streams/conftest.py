@@ -1,0 +1,53 @@
+"""Fixtures for transport tests: one parametrised broker URL, so memory:// and Kafka are held to one behaviour."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
+
+import pytest
+
+from streams.memory import drop_broker
+
+
+@pytest.fixture
+def app_id(request: pytest.FixtureRequest) -> str:
+    """An app id (and topic-name prefix) no other test or run uses."""
+    return f"t-{request.node.originalname.replace('_', '-')[:40]}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(params=["memory", pytest.param("kafka", marks=pytest.mark.kafka)])
+def broker_url(request: pytest.FixtureRequest, app_id: str) -> Iterator[str]:
+    """``memory://<own broker>`` or ``kafka://<test broker>``; the test's topics are removed afterwards."""
+    if request.param == "memory":
+        url = f"memory://{app_id}"
+        yield url
+        drop_broker(url)
+        return
+    bootstrap = request.getfixturevalue("kafka_bootstrap")
+    yield f"kafka://{bootstrap}"
+    _delete_kafka_topics(bootstrap, app_id)
+
+
+def _delete_kafka_topics(bootstrap: str, prefix: str) -> None:
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="epiflow-tests-cleanup")
+    try:
+        ours = [name for name in admin.list_topics() if name.startswith(prefix)]
+        if ours:
+            admin.delete_topics(ours, timeout_ms=10_000, raise_errors=False)
+    finally:
+        admin.close()
+
+
+@pytest.fixture
+def run_async() -> Callable[[Coroutine[Any, Any, Any]], Any]:
+    """Run a coroutine on a fresh event loop (each Faust app gets its own loop)."""
+
+    def run(coro: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run(coro)
+
+    return run
