@@ -37,6 +37,8 @@ from geo.regions import LEVEL_CODE, LEVELS, Region
 __all__ = ["load_regions", "load_communities", "load_checkpoints", "region_from_feature", "region_to_feature"]
 
 _WGS84 = CRS.from_epsg(4326)
+# Shapefile field names stop at 10 characters, so the time fields may come under a short name.
+_ALIASES = {"effective_from": ("eff_from", "valid_from"), "effective_until": ("eff_until", "valid_until")}
 _POLYGONAL = ("Polygon", "MultiPolygon")
 
 
@@ -233,7 +235,10 @@ def _region(
 
 
 def load_regions(path: str | Path) -> list[Region]:
-    """Risk regions from a vector file (properties id, level, name, effective_from, effective_until)."""
+    """Risk regions from a vector file (properties id, level, name, effective_from, effective_until).
+
+    In Shapefiles, whose field names stop at 10 characters, the times may be `eff_from` / `eff_until`.
+    """
     p = str(path)
     frame = _read(path, RegionFileError)
     ids = frame["id"].tolist() if "id" in frame.columns else [None] * len(frame)
@@ -242,7 +247,14 @@ def load_regions(path: str | Path) -> list[Region]:
     _unique(ids, p, "id", RegionFileError)
     geoms = _checked_geometries(frame.geometry.to_numpy(), p, ids, RegionFileError)
     columns = [c for c in frame.columns if c != frame.geometry.name]
-    records = frame[columns].to_dict("records")
+    renames = {
+        alias: field
+        for field, aliases in _ALIASES.items()
+        if field not in columns
+        for alias in aliases
+        if alias in columns
+    }
+    records = frame[columns].rename(columns=renames).to_dict("records")
     return [
         _region(props, geoms[i], _where(p, i, ids[i]), RegionFileError, path=p, index=i, feature_id=ids[i])
         for i, props in enumerate(records)
