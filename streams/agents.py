@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,12 +18,12 @@ from typing import Any
 import faust
 import orjson
 
-from pipeline.cases import Case, apply_case_event, case_from_bytes, case_to_bytes, escalate, open_case, overdue
+from pipeline.cases import Case, apply_case_event, escalate, open_case, overdue, update_from_message
 from pipeline.errors import PipelineError, RejectedEvent
 from pipeline.events import CaseEvent, DeadLetter, PersonEvent, TriageMessage
 from pipeline.ingest import ingest
+from pipeline.join import step
 from pipeline.state import PersonState, new_state, state_from_bytes, state_to_bytes
-from pipeline.triage import step
 from streams.control import control_log_for
 from streams.runtime import RegionChange, Runtime, utc_now
 from streams.topics import Topics
@@ -35,9 +36,15 @@ REEVALUATE = "epiflow-reevaluate"
 _PAYLOAD_LIMIT = 64 * 1024
 
 
+_ID_LIKE = re.compile(rb"(?<![0-9])([1-9][0-9]{2})[0-9]{11}([0-9]{3}[0-9Xx])(?![0-9A-Za-z])")
+
+
 def _payload_text(value: bytes | None) -> tuple[str, str]:
-    """Dead-letter payload as UTF-8 text when it is, else base64 (cut at 64 KiB either way)."""
-    raw = (value or b"")[:_PAYLOAD_LIMIT]
+    """Dead-letter payload as UTF-8 text when it is, else base64 (cut at 64 KiB either way).
+
+    Anything shaped like a resident ID number is masked first: dead letters are read by operators.
+    """
+    raw = _ID_LIKE.sub(rb"\1***********\2", (value or b"")[:_PAYLOAD_LIMIT])
     try:
         return raw.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -113,16 +120,15 @@ class Agents:
         event = None
         if not _is_reevaluation(headers):
             event = PersonEvent.model_validate_json(value)
-        new, verdict, message = step(state, event, rt.rules, rt.regions, rt.communities, now, checkpoints=rt.checkpoints)
+        new, verdict, message = step(state, event, rt.rules, rt.regions, rt.communities, now)
         if event is not None:
             _remember_places(rt, state, new)
         if new is not state:
             self.persons[key] = state_to_bytes(new)
         if message is not None:
-            await self.topics.triage(message.community).send(key=key, value=message.model_dump_json().encode())
+            await (await self.topics.triage(message.community)).send(key=key, value=message.model_dump_json().encode())
             rt.metrics.verdicts.labels(action=message.action).inc()
-            if message.action != "clear" and (state.last is None or state.last.case_id != message.case_id):
-                await self.topics.cases.send(key=message.case_id.encode(), value=message.model_dump_json().encode())
+            await self.topics.cases.send(key=message.case_id.encode(), value=message.model_dump_json().encode())
             latency = (now - event.ingested_at).total_seconds() if event is not None else 0.0
             if event is not None:
                 rt.metrics.latency.observe(latency)
@@ -137,9 +143,12 @@ class Agents:
         rt = self.runtime
         if topic == self.topics.cases.get_topic_name():
             message = TriageMessage.model_validate_json(value)
-            if self.cases.get(key) is None:
-                street = rt.communities.street_of(message.community) or ""
-                self.cases[key] = case_to_bytes(open_case(message, street))
+            raw = self.cases.get(key)
+            if raw is not None:
+                case, _ = read_case(raw)
+                self.cases[key] = case_record(update_from_message(case, message), message)
+            elif message.action != "clear":
+                self.cases[key] = case_record(open_case(message, rt.communities.street_of(message.community)), message)
                 rt.metrics.cases_opened.labels(action=message.action).inc()
             return
         event = CaseEvent.model_validate_json(value)
@@ -147,37 +156,49 @@ class Agents:
         if raw is None:
             log.warning("case event for unknown case kind=%s", event.kind)
             return
-        case = case_from_bytes(raw)
+        case, message = read_case(raw)
         updated = apply_case_event(case, event)
         if updated == case:
             return
-        self.cases[event.case_id.encode()] = case_to_bytes(updated)
+        self.cases[event.case_id.encode()] = case_record(updated, message)
         rt.metrics.case_events.labels(kind=event.kind).inc()
         if event.kind == "escalated":
             rt.metrics.cases_overdue.inc()
             street = updated.street or "unassigned"
-            await self.topics.triage(f"street.{street}").send(key=updated.person_key.encode(), value=_escalation_body(updated, event))
+            await (await self.topics.triage(f"street.{street}")).send(
+                key=updated.person_key.encode(), value=_escalation_body(updated, message, event)
+            )
 
     async def escalate_overdue(self) -> None:
         """Send an `escalated` case event for every local case not accepted by its due time."""
         now = utc_now()
-        cases = [case_from_bytes(v) for v in list(self.cases.values())]
-        for case in overdue(cases, now):
+        for case in overdue([case for case, _ in self.local_cases()], now):
             if case.case_id in self._escalating:
                 continue
             self._escalating.add(case.case_id)
             _, event = escalate(case, now)
             await self.topics.case_events.send(key=case.case_id.encode(), value=event.model_dump_json().encode())
 
-    def local_cases(self) -> list[Case]:
-        return [case_from_bytes(v) for v in list(self.cases.values())]
+    def local_cases(self) -> list[tuple[Case, dict[str, Any]]]:
+        """Every case this worker holds, with the latest triage message of its episode."""
+        return [read_case(v) for v in list(self.cases.values()) if v]
 
 
-def _escalation_body(case: Case, event: CaseEvent) -> bytes:
+def case_record(case: Case, message: TriageMessage | dict[str, Any]) -> bytes:
+    """Cases-table value: the case and the latest triage message of its episode (for the queue pages)."""
+    shown = message.model_dump(mode="json") if isinstance(message, TriageMessage) else message
+    return orjson.dumps({"case": case.model_dump(mode="json"), "message": shown})
+
+
+def read_case(raw: bytes) -> tuple[Case, dict[str, Any]]:
+    record = orjson.loads(raw)
+    return Case.model_validate(record["case"]), record["message"]
+
+
+def _escalation_body(case: Case, message: dict[str, Any], event: CaseEvent) -> bytes:
     return orjson.dumps({
-        "kind": "escalation", "case_id": case.case_id, "person_key": case.person_key, "community": case.community,
-        "street": case.street, "action": case.action, "severity": case.severity, "due_at": case.due_at,
-        "escalated_at": event.at, "masked_id": case.masked_id, "name": case.name, "phone": case.phone,
+        **message, "kind": "escalation", "street": case.street, "escalated_at": event.at.isoformat(),
+        "due_at": case.due_at.isoformat() if case.due_at else None,
     })
 
 
@@ -203,10 +224,8 @@ def _remember_places(rt: Runtime, old: PersonState, new: PersonState) -> None:
 def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
     """Declare tables, agents, control tasks and the escalation timer on `app`."""
     settings = runtime.settings
-    persons = app.Table("persons", default=None, key_type=bytes, value_type=bytes, key_serializer="raw",
-                        value_serializer="raw", partitions=settings.partitions)
-    cases = app.Table("cases", default=None, key_type=bytes, value_type=bytes, key_serializer="raw",
-                      value_serializer="raw", partitions=settings.partitions)
+    persons = _raw_table(app, "persons", settings.partitions)
+    cases = _raw_table(app, "cases", settings.partitions)
     agents = Agents(app=app, runtime=runtime, topics=topics, persons=persons, cases=cases)
 
     for kind, topic in topics.inputs.items():
@@ -225,7 +244,8 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
                               event.message.partition, event.message.offset)
 
     case_channel = app.topic(topics.cases.get_topic_name(), topics.case_events.get_topic_name(), key_type=bytes,
-                             value_type=bytes, key_serializer="raw", value_serializer="raw")
+                             value_type=bytes, key_serializer="raw", value_serializer="raw",
+                             partitions=settings.partitions, internal=True)
 
     @app.agent(case_channel, name="cases")
     async def case_agent(stream: Any) -> None:
@@ -258,6 +278,14 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
                 _remember_places(runtime, new_state(state_from_bytes(raw).person_key), state_from_bytes(raw))
 
     return agents
+
+
+def _raw_table(app: faust.App, name: str, partitions: int) -> Any:
+    """A table of bytes → bytes; we encode values ourselves (compact orjson), so the changelog is raw."""
+    table = app.Table(name, default=None, key_type=bytes, value_type=bytes, partitions=partitions)
+    table.key_serializer = "raw"
+    table.value_serializer = "raw"
+    return table
 
 
 def _ingest_agent(app: faust.App, agents: Agents, kind: str, topic: Any) -> None:

@@ -63,7 +63,7 @@ class Runtime:
 
     @property
     def lookback(self) -> timedelta:
-        return timedelta(days=self.rules.windows.lookback_days) if self.rules else timedelta(days=14)
+        return timedelta(seconds=self.rules.windows.lookback) if self.rules else timedelta(days=14)
 
     @property
     def rules_version(self) -> str:

@@ -35,24 +35,25 @@ class Topics:
     rules: str
     _triage: dict[str, Any] = field(default_factory=dict)
 
-    def triage(self, community: str) -> Any:
+    async def triage(self, community: str) -> Any:
         """The triage topic of a community (or `street.<street>`, `unassigned`), declared on first use."""
         topic = self._triage.get(community)
         if topic is None:
-            topic = self._triage[community] = _raw(
-                self.app, triage_topic_name(self.settings.topic_prefix, community), self.settings.partitions
-            )
+            topic = _raw(self.app, triage_topic_name(self.settings.topic_prefix, community), self.settings.partitions)
+            await topic.maybe_declare()
+            self._triage[community] = topic
         return topic
 
 
 def _raw(app: faust.App, name: str, partitions: int, **kwargs: Any) -> Any:
     return app.topic(
-        name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw", partitions=partitions, **kwargs
+        name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw", partitions=partitions,
+        internal=True, **kwargs,
     )
 
 
 def declare_topics(app: faust.App, settings: Settings) -> Topics:
-    """Create the topic objects (declared on the broker when the worker starts)."""
+    """Create the topic objects; `internal=True` makes Faust declare each with our partition count at start."""
     p = settings.partitions
     return Topics(
         app=app,
