@@ -1,0 +1,120 @@
+"""Case lifecycle for the community queues: open on a triage message, accept, resolve, escalate when overdue.
+
+Pure functions over a frozen `Case`; the streaming layer's case agent stores cases and publishes the
+`CaseEvent`s these functions return. A case not accepted by `due_at` is escalated to its street.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from pipeline.errors import CaseError
+from pipeline.events import CaseEvent, TriageMessage
+
+__all__ = ["Case", "apply_case_event", "escalate", "open_case", "overdue", "update_from_message"]
+
+
+class Case(BaseModel):
+    """One person's flagged episode as a community handles it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    case_id: str
+    person_key: str
+    community: str
+    street: str | None
+    action: str
+    severity: int
+    opened_at: AwareDatetime
+    due_at: AwareDatetime | None
+    accepted_at: AwareDatetime | None = None
+    resolved_at: AwareDatetime | None = None
+    escalated_at: AwareDatetime | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
+
+
+def open_case(message: TriageMessage, street: str | None) -> Case:
+    """A new case from the triage message that flagged the person (`street` from the community index)."""
+    if not isinstance(message, TriageMessage):
+        raise CaseError(f"open_case takes a TriageMessage, got {type(message).__name__}")
+    return Case(
+        case_id=message.case_id,
+        person_key=message.person_key,
+        community=message.community,
+        street=street,
+        action=message.action,
+        severity=message.severity,
+        opened_at=message.flagged_at,
+        due_at=message.due_at,
+    )
+
+
+def update_from_message(case: Case, message: TriageMessage) -> Case:
+    """A later message of the same episode: the action changed (raised, lowered or cleared)."""
+    if message.case_id != case.case_id:
+        raise CaseError(f"message {message.message_id!r} is for case {message.case_id!r}, not {case.case_id!r}")
+    return case.model_copy(update={"action": message.action, "severity": message.severity})
+
+
+def apply_case_event(case: Case, event: CaseEvent) -> Case:
+    """Fold one lifecycle step into the case; repeating a step keeps its first time (idempotent)."""
+    if event.case_id != case.case_id:
+        raise CaseError(f"case event for {event.case_id!r} applied to case {case.case_id!r}")
+    if event.kind == "accepted":
+        if case.accepted_at is not None:
+            return case
+        return case.model_copy(update={"accepted_at": event.at})
+    if event.kind == "resolved":
+        if case.resolved_at is not None:
+            return case
+        update = {"resolved_at": event.at}
+        if case.accepted_at is None:
+            update["accepted_at"] = event.at
+        return case.model_copy(update=update)
+    if event.kind == "escalated":
+        if case.escalated_at is not None:
+            return case
+        return case.model_copy(update={"escalated_at": event.at})
+    note = f"{event.at.isoformat()} {event.by}: {event.note}"
+    if note in case.notes:
+        return case
+    return case.model_copy(update={"notes": case.notes + (note,)})
+
+
+def _check_aware(now: datetime) -> None:
+    if not isinstance(now, datetime) or now.tzinfo is None or now.utcoffset() is None:
+        raise CaseError(f"now was {now!r} but is expected to be a timezone-aware datetime")
+
+
+def overdue(cases: Iterable[Case], now: datetime) -> list[Case]:
+    """Open cases not accepted by their due time and not yet escalated, most overdue first."""
+    _check_aware(now)
+    late = [
+        c
+        for c in cases
+        if c.due_at is not None and c.accepted_at is None and c.resolved_at is None and c.escalated_at is None and c.due_at <= now
+    ]
+    return sorted(late, key=lambda c: (c.due_at, c.case_id))
+
+
+def escalate(case: Case, now: datetime, by: str = "epiflow") -> tuple[Case, CaseEvent]:
+    """Escalate an overdue case to its street; returns the updated case and the event to publish."""
+    _check_aware(now)
+    if case.escalated_at is not None:
+        raise CaseError(f"case {case.case_id!r} was already escalated at {case.escalated_at.isoformat()}")
+    street = case.street or "the district"
+    event = CaseEvent(
+        case_id=case.case_id,
+        kind="escalated",
+        by=by,
+        at=now,
+        note=f"not accepted by {case.due_at.isoformat() if case.due_at else 'its due time'}; escalated to {street}",
+    )
+    return apply_case_event(case, event), event
