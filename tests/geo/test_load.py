@@ -159,7 +159,7 @@ def test_file_in_web_mercator_gives_the_same_answers_as_its_wgs84_twin(
     tmp_path: Path, driver: str, suffix: str
 ) -> None:
     source = _regions_file(tmp_path, n=4)
-    frame = gpd.read_file(source)
+    frame = gpd.read_file(source, datetime_as_string=True)
     mercator = tmp_path / f"mercator{suffix}"
     frame.to_crs(3857).to_file(mercator, driver=driver)
     assert gpd.read_file(mercator).crs.to_epsg() == 3857
