@@ -25,7 +25,16 @@ from pipeline.rules import Rules
 from pipeline.state import PersonState, apply_many, new_state
 from pipeline.triage import Verdict, evaluate_many
 
-__all__ = ["Evaluation", "build_states", "dead_letter_for", "evaluate_lines", "read_lines", "verdict_line"]
+__all__ = [
+    "Evaluation",
+    "build_states",
+    "dead_letter_for",
+    "evaluate_lines",
+    "load_indexes",
+    "parse_time",
+    "read_lines",
+    "verdict_line",
+]
 
 
 @dataclass
@@ -145,3 +154,21 @@ def evaluate_lines(
 def verdict_line(verdict: Verdict) -> bytes:
     """One output line of `epiflow evaluate`."""
     return orjson.dumps(verdict.to_json()) + b"\n"
+
+
+def load_indexes(regions: Path, communities: Path) -> tuple[RiskIndex, CommunityIndex]:
+    """Risk and community indexes from files (GeoJSON, GeoPackage or Shapefile)."""
+    from geo.load import load_communities, load_regions
+
+    return RiskIndex(load_regions(regions)), CommunityIndex(load_communities(communities))
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 time with a UTC offset (a naive time is refused, quoting it)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise PipelineError(f"time was {text!r} but is expected to be ISO 8601, e.g. 2022-06-20T12:00:00+08:00") from None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise PipelineError(f"time was {text!r} but is expected to carry a UTC offset, e.g. 2022-06-20T12:00:00+08:00")
+    return value
