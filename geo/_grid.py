@@ -6,6 +6,8 @@ candidate step works on raw coordinate arrays and only the exact test touches GE
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import shapely
 
@@ -20,6 +22,8 @@ class GridIndex:
         self.size = len(self.geoms)
         bounds = shapely.bounds(self.geoms) if self.size else np.empty((0, 4))
         self.bounds = bounds
+        self._cell_members: dict[int, list[int]] | None = None
+        self._box_list: list[list[float]] = []
         if self.size == 0:
             self._empty()
             return
@@ -47,6 +51,29 @@ class GridIndex:
         order = np.argsort(keys, kind="stable")
         self.members = owner[order]
         self.keys, self.starts, self.counts = np.unique(keys[order], return_index=True, return_counts=True)
+
+    def candidates_one(self, x: float, y: float) -> list[int]:
+        """Polygon indices whose bounding box holds one point: the per-event path, no numpy calls."""
+        if self.size == 0 or not (math.isfinite(x) and math.isfinite(y)):
+            return []
+        cx = math.floor((x - self.x0) / self.cell)
+        cy = math.floor((y - self.y0) / self.cell)
+        if not (0 <= cx < self.nx and 0 <= cy < self.ny):
+            return []
+        if self._cell_members is None:
+            self._cell_members = {
+                int(k): self.members[s : s + n].tolist()
+                for k, s, n in zip(
+                    self.keys.tolist(), self.starts.tolist(), self.counts.tolist(), strict=True
+                )
+            }
+            self._box_list = self.bounds.tolist()
+        out = []
+        for i in self._cell_members.get(cy * self.nx + cx, ()):
+            minx, miny, maxx, maxy = self._box_list[i]
+            if minx <= x <= maxx and miny <= y <= maxy:
+                out.append(i)
+        return out
 
     def _empty(self) -> None:
         self.cell = 1.0

@@ -72,7 +72,12 @@ class CommunityIndex:
 
     def community_at(self, lon: float, lat: float) -> str | None:
         """The code of the community covering the point, or None."""
-        return self.communities_at([lon], [lat])[0]
+        cands = self._grid.candidates_one(lon, lat)
+        point = shapely.Point(lon, lat) if cands else None
+        for i in cands:
+            if self._geoms[i].intersects(point):
+                return self._codes[i]
+        return None
 
     def street_of(self, code: str) -> str | None:
         """The street a community belongs to (for escalation), or None for an unknown code."""

@@ -206,6 +206,7 @@ class RiskIndex:
         self._grid = GridIndex(self._slots.geoms)
         self._indexed = len(self._slots.regions)
         self._pending: list[int] = []
+        self._pending_bounds: dict[int, tuple[float, float, float, float]] = {}
         self._dead = 0
         self._rank: np.ndarray | None = None
 
@@ -240,6 +241,7 @@ class RiskIndex:
         slot = self._append_slot(region)
         self._slot_of[region.id] = slot
         self._pending.append(slot)
+        self._pending_bounds[slot] = region.geometry.bounds
         limit = max(self._REBUILD_MIN, len(self._by_id) // 20)
         if len(self._pending) > limit or self._dead > max(self._REBUILD_MIN, len(self._by_id) // 4):
             self._rebuild()
@@ -301,7 +303,7 @@ class RiskIndex:
             extra_p = [pi]
             extra_r = [ri]
             for slot in self._pending:
-                minx, miny, maxx, maxy = shapely.bounds(self._slots.geoms[slot])
+                minx, miny, maxx, maxy = self._pending_bounds[slot]
                 hit = np.flatnonzero((x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy))
                 extra_p.append(hit)
                 extra_r.append(np.full(hit.size, slot, dtype=np.int64))
@@ -360,14 +362,17 @@ class RiskIndex:
             raise GeoValueError(f"pre_designation is {pre_designation!r}, expected a timedelta >= 0")
         if not (math.isfinite(lon) and math.isfinite(lat)):
             return []
-        x = np.array([lon], dtype=np.float64)
-        y = np.array([lat], dtype=np.float64)
-        pi, ri = self._candidate_pairs(x, y)
+        s = self._slots
+        cands = self._grid.candidates_one(lon, lat)
+        for slot in self._pending:
+            minx, miny, maxx, maxy = self._pending_bounds[slot]
+            if minx <= lon <= maxx and miny <= lat <= maxy:
+                cands.append(slot)
+        point = shapely.Point(lon, lat)
         found = [
-            self._slots.regions[r]
-            for r in ri.tolist()
-            if self._slots.regions[r].in_force(t, pre_designation)
-            and shapely.intersects_xy(self._slots.geoms[r], lon, lat)
+            s.regions[r]
+            for r in cands
+            if s.alive[r] and s.regions[r].in_force(t, pre_designation) and s.geoms[r].intersects(point)
         ]
         if not found:
             return []

@@ -127,3 +127,8 @@ def test_updates_equal_a_fresh_build(regions, points, ops) -> None:
     assert got.region_id.tolist() == want.region_id.tolist()
     assert got.level.tolist() == want.level.tolist()
     assert sorted(r.id for r in index) == sorted(current)
+    for i in range(min(len(xs), 10)):
+        t = T0 + timedelta(seconds=int(ts[i]) - T0_S)
+        assert [r.id for r in index.lookup(float(xs[i]), float(ys[i]), t)] == [
+            r.id for r in fresh.lookup(float(xs[i]), float(ys[i]), t)
+        ]
