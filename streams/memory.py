@@ -193,7 +193,7 @@ class MemoryBroker:
         self._topics: dict[str, _TopicLog] = {}
         self._committed: dict[str, dict[TP, int]] = {}
         self._lock = threading.RLock()
-        self._waiters: set[Callable[[], None]] = set()
+        self._waiters: set[Callable[[TP], None]] = set()
 
     def __repr__(self) -> str:
         return f"MemoryBroker({self.name!r}, topics={len(self._topics)})"
@@ -290,12 +290,13 @@ class MemoryBroker:
             offset = len(entries)
             entries.append(_Entry(offset, timestamp_ms, key, value, _normalise_headers(headers)))
             waiters = list(self._waiters) if self._waiters else ()
+        tp = TP(topic, partition)
         for wake in waiters:
-            wake()
+            wake(tp)
         return RecordMetadata(
             topic=topic,
             partition=partition,
-            topic_partition=TP(topic, partition),
+            topic_partition=tp,
             offset=offset,
             timestamp=timestamp_ms / 1000.0,
             timestamp_type=_TIMESTAMP_TYPE_CREATE_TIME,
@@ -345,12 +346,12 @@ class MemoryBroker:
         return dict(self._committed.get(group, {}))
 
     # wake-ups
-    def add_waiter(self, wake: Callable[[], None]) -> None:
-        """Call ``wake()`` after every append until removed."""
+    def add_waiter(self, wake: Callable[[TP], None]) -> None:
+        """Call ``wake(tp)`` after every append (to partition ``tp``) until removed."""
         with self._lock:
             self._waiters.add(wake)
 
-    def remove_waiter(self, wake: Callable[[], None]) -> None:
+    def remove_waiter(self, wake: Callable[[TP], None]) -> None:
         """Stop calling ``wake``."""
         with self._lock:
             self._waiters.discard(wake)
@@ -447,6 +448,7 @@ class Consumer(base.Consumer):
         self._rebalance_task: asyncio.Task | None = None
         self._wakeup: asyncio.Event | None = None
         self._wakeup_loop: asyncio.AbstractEventLoop | None = None
+        self._watched: set[TP] = set()
 
     @property
     def group_id(self) -> str:
@@ -557,7 +559,8 @@ class Consumer(base.Consumer):
             event = self._wakeup = asyncio.Event()
             self._wakeup_loop = asyncio.get_running_loop()
         event.clear()
-        self.broker.add_waiter(self._wake)
+        self._watched = self._assigned if active_partitions is None else active_partitions
+        self.broker.add_waiter(self._on_append)
         try:
             records = self._fetch(active_partitions)
             if records:
@@ -568,7 +571,18 @@ class Consumer(base.Consumer):
                 return {}
             return self._fetch(active_partitions)
         finally:
-            self.broker.remove_waiter(self._wake)
+            self.broker.remove_waiter(self._on_append)
+
+    def _on_append(self, tp: TP) -> None:
+        # The watched set is the consumer's live set of active partitions, so a record for a
+        # paused or buffered partition does not wake the fetcher only to find nothing to fetch.
+        if tp in self._watched:
+            self._wake()
+
+    def on_buffer_drop(self, tp: TP) -> None:
+        """A stream buffer drained below its limit: fetch from ``tp`` again without waiting."""
+        super().on_buffer_drop(tp)
+        self._wake()
 
     def resume_partitions(self, tps: Iterable[TP]) -> None:
         """Resume fetching from partitions, waking a fetch that waits on the old set."""
@@ -708,11 +722,11 @@ class Consumer(base.Consumer):
         task, self._rebalance_task = self._rebalance_task, None
         if task is not None and not task.done():
             task.cancel()
-        self.broker.remove_waiter(self._wake)
+        self.broker.remove_waiter(self._on_append)
 
     def close(self) -> None:
         """Nothing to close: the broker outlives the consumer."""
-        self.broker.remove_waiter(self._wake)
+        self.broker.remove_waiter(self._on_append)
 
 
 def _topic_config(

@@ -191,10 +191,13 @@ def test_broker_url_sets_auto_created_partition_count() -> None:
 
 def test_append_wakes_registered_waiters() -> None:
     broker = MemoryBroker()
-    woken: list[int] = []
-    broker.add_waiter(lambda: woken.append(1))
-    broker.append("t", b"k", b"v")
-    assert woken == [1]
+    woken: list[TP] = []
+    broker.create_topic("t", 2)
+    broker.add_waiter(woken.append)
+    broker.append("t", b"k", b"v", partition=1)
+    broker.remove_waiter(woken.append)
+    broker.append("t", b"k", b"v", partition=0)
+    assert woken == [TP("t", 1)]
 
 
 # --- the same small app on memory:// and Kafka --------------------------------------------------
