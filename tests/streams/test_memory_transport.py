@@ -35,6 +35,7 @@ from tests.streams.small_app import (
     regroup_key,
     running,
     wait_for,
+    wait_ready,
 )
 
 
@@ -506,3 +507,27 @@ def test_append_from_another_thread_reaches_a_waiting_consumer(app_id: str, run_
     finally:
         drop_broker(url)
     assert [value for *_, value in small.seen] == [b"x:1"]
+
+
+def test_topic_added_after_start_is_assigned_and_consumption_goes_on(app_id: str, run_async: Any) -> None:
+    url = f"memory://{app_id}"
+    small = build_small_app(url, app_id)
+
+    async def body(small: SmallApp) -> tuple[int, int, set[TP]]:
+        app = small.app
+        generation = app.consumer_generation_id
+        late = app.topic(f"{app_id}-late", partitions=2, internal=True)
+        app.topics.add(late)
+        await wait_for(lambda: TP(f"{app_id}-late", 1) in app.consumer.assignment(), timeout=15, what="late topic")
+        await wait_ready(app)
+        await send_all(small, [(b"after", b"x:after")])
+        await wait_for(lambda: len(small.seen) == 1, what="a record after the second rebalance")
+        return generation, app.consumer_generation_id, app.assignor.assigned_actives()
+
+    try:
+        before, after, actives = run_async(running(small, body))
+    finally:
+        drop_broker(url)
+    assert after == before + 1
+    assert {TP(f"{app_id}-late", 0), TP(f"{app_id}-late", 1)} <= actives
+    assert [value for *_, value in small.seen] == [b"x:after"]
