@@ -518,7 +518,9 @@ def test_topic_added_after_start_is_assigned_and_consumption_goes_on(app_id: str
         generation = app.consumer_generation_id
         late = app.topic(f"{app_id}-late", partitions=2, internal=True)
         app.topics.add(late)
-        await wait_for(lambda: TP(f"{app_id}-late", 1) in app.consumer.assignment(), timeout=15, what="late topic")
+        await wait_for(
+            lambda: TP(f"{app_id}-late", 1) in app.consumer.assignment(), timeout=15, what="late topic"
+        )
         await wait_ready(app)
         await send_all(small, [(b"after", b"x:after")])
         await wait_for(lambda: len(small.seen) == 1, what="a record after the second rebalance")
