@@ -8,6 +8,7 @@ once, with one vectorised geo lookup for all their places.
 from __future__ import annotations
 
 import base64
+import gc
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -135,6 +136,16 @@ def evaluate_lines(
     if not isinstance(at, datetime) or at.tzinfo is None or at.utcoffset() is None:
         raise PipelineError(f"at was {at!r} but is expected to be a timezone-aware datetime")
     ev = Evaluation([])
+    collecting = gc.isenabled()
+    gc.disable()  # millions of long-lived small objects: the cyclic collector would rescan them all, over and over
+    try:
+        return _evaluate(lines, ev, rules, regions, communities, at, secret, source, on_reject)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _evaluate(lines, ev, rules, regions, communities, at, secret, source, on_reject) -> Evaluation:  # noqa: ANN001
     states = build_states(
         lines,
         lookback=timedelta(seconds=rules.windows.lookback),
