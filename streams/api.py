@@ -1,0 +1,456 @@
+"""The HTTP API on the worker's web server: checkpoint scans (decision in the reply), declarations, NAT results,
+policy look-ups, community case lists and case actions. JSON in and out; bad input is a 4xx naming the problem.
+
+A scan reply waits for the join agent to have processed each scanned person (a waiter per person, no
+polling). When another worker owns a person's partition, the reply asks that worker over HTTP at
+`GET /api/persons/{person_key}/verdict`, which Faust table routing forwards to the owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from typing import Any
+
+import faust
+import orjson
+from aiohttp import web as aioweb
+from faust.web import Request, Response, View
+from pydantic import ValidationError
+
+from pipeline.errors import PipelineError, RejectedEvent
+from pipeline.events import INPUT_ADAPTER, CaseEvent, CheckpointScan, Declaration, NatResult, PersonEvent
+from pipeline.ingest import ingest
+from pipeline.policy import policy_for
+from pipeline.reports import district_summary, queue_rows
+from pipeline.state import PersonState, state_from_bytes
+from pipeline.triage import Verdict, checkpoint_decision, evaluate
+from streams.access import AccessGate, Denied
+from streams.agents import Agents, read_case
+from streams.runtime import utc_now
+
+__all__ = ["BODY_LIMIT", "DECISION_TIMEOUT", "ApiProblem", "gate_of", "problem", "register_api"]
+
+log = logging.getLogger(__name__)
+
+#: Largest request body accepted (1 MiB); larger is 413.
+BODY_LIMIT = 1024 * 1024
+#: How long a scan reply waits for the decision before answering 504.
+DECISION_TIMEOUT = 5.0
+_BAD_JSON = ("invalid_json", "not_an_object")
+
+
+class ApiProblem(Exception):
+    """A request that cannot be served: HTTP status, a sentence, and per-field problems."""
+
+    def __init__(self, status: int, problem: str, fields: list[dict[str, str]] | None = None) -> None:
+        super().__init__(problem)
+        self.status, self.problem, self.fields = status, problem, fields or []
+
+
+def problem(status: int, text: str, fields: list[dict[str, str]] | None = None) -> aioweb.Response:
+    """The JSON body of every 4xx/5xx: `{"status", "problem", "fields": [{"field", "problem"}]}`."""
+    return aioweb.Response(
+        body=orjson.dumps({"status": status, "problem": text, "fields": fields or []}),
+        status=status, content_type="application/json",
+    )
+
+
+def ok(value: Any, status: int = 200) -> aioweb.Response:
+    return aioweb.Response(body=orjson.dumps(value), status=status, content_type="application/json")
+
+
+def gate_of(agents: Agents) -> AccessGate:
+    """The access gate shared by the API and the pages of one worker."""
+    gate = getattr(agents, "_access_gate", None)
+    if gate is None:
+        gate = AccessGate(agents.runtime.settings)
+        gate.refresh(force=True)
+        agents._access_gate = gate  # type: ignore[attr-defined]
+    return gate
+
+
+async def read_body(request: Any) -> bytes:
+    """The request body, refusing more than BODY_LIMIT by the declared length and by what actually arrives."""
+    declared = request.content_length
+    if declared is not None and declared > BODY_LIMIT:
+        raise ApiProblem(413, f"request body is {declared} bytes; the limit is {BODY_LIMIT} bytes (1 MiB)")
+    chunks, size = [], 0
+    while True:
+        chunk = await request.content.read(65536)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > BODY_LIMIT:
+            raise ApiProblem(413, f"request body is over {BODY_LIMIT} bytes (1 MiB)")
+        chunks.append(chunk)
+    if not size:
+        raise ApiProblem(400, "request body is empty; send a JSON document")
+    return b"".join(chunks)
+
+
+def _field_problems(body: bytes) -> list[dict[str, str]]:
+    """Each field and its problem, from the input schema (no input values echoed)."""
+    try:
+        INPUT_ADAPTER.validate_python(orjson.loads(body))
+    except ValidationError as exc:
+        return [
+            {"field": ".".join(str(p) for p in e["loc"][1:]) or "(document)", "problem": e["msg"]}
+            for e in exc.errors(include_input=False, include_url=False)
+        ]
+    except (orjson.JSONDecodeError, RecursionError):
+        pass
+    return []
+
+
+def validated(body: bytes, agents: Agents, kind: type) -> tuple[Any, list[PersonEvent]]:
+    """Parse, validate and fan out like the ingest agent does; a bad document is 400 or 422 naming each field."""
+    rt = agents.runtime
+    now = utc_now()
+    try:
+        people = ingest(body, secret=rt.settings.secret_bytes, now=now, lookback=rt.lookback, received_at=now)
+    except RejectedEvent as exc:
+        if exc.reason in _BAD_JSON:
+            raise ApiProblem(400, f"{exc.reason}: {exc.detail}") from None
+        fields = _field_problems(body)
+        if not fields:
+            fields = [{"field": "(document)", "problem": exc.detail}]
+        raise ApiProblem(422, f"{exc.reason}: the document does not validate", fields) from None
+    document = INPUT_ADAPTER.validate_json(body)
+    if not isinstance(document, kind):
+        raise ApiProblem(422, f"'type' was {document.type!r} but this endpoint takes {kind.__name__} documents",
+                         [{"field": "type", "problem": f"expected the {kind.__name__} type"}])
+    return document, people
+
+
+def _processed(state: PersonState, event_id: str) -> bool:
+    if state.declaration is not None and state.declaration.event_id == event_id:
+        return True
+    return any(p.event_id == event_id for p in state.places) or any(n.event_id == event_id for n in state.nats)
+
+
+def _is_local(app: faust.App, table: Any, key: bytes) -> bool:
+    try:
+        url = app.router.key_store(table.name, key)
+    except (KeyError, AttributeError):
+        return True
+    own = app.conf.canonical_url
+    return (url.host, url.port) == (own.host, own.port)
+
+
+async def await_verdict(agents: Agents, person_key: str, event_id: str, timeout: float) -> Verdict:
+    """The verdict of `person_key` once the join agent has processed `event_id` (this worker owns the key)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Verdict] = loop.create_future()
+    raw = agents.persons.get(person_key.encode())
+    rules = agents.runtime.rules
+    if raw and rules is not None and _processed(state_from_bytes(raw), event_id):
+        rt = agents.runtime
+        return evaluate(state_from_bytes(raw), rules, rt.regions, rt.communities, utc_now())
+
+    def done(event: PersonEvent, verdict: Any) -> None:
+        if not future.done():
+            future.set_result(verdict)
+
+    slot = f"{event_id}/{person_key}"
+    agents.waiters.setdefault(slot, []).append(done)
+    try:
+        return await asyncio.wait_for(future, timeout)
+    finally:
+        waiting = agents.waiters.get(slot)
+        if waiting is not None and done in waiting:
+            waiting.remove(done)
+            if not waiting:
+                agents.waiters.pop(slot, None)
+
+
+async def _remote_verdict(agents: Agents, person_key: str, event_id: str, auth: str, timeout: float) -> dict[str, Any]:
+    """Ask the worker owning `person_key` for its verdict (table routing forwards the request there)."""
+    url = agents.app.router.key_store(agents.persons.name, person_key.encode())
+    target = url.with_path(f"/api/persons/{person_key}/verdict").with_query(event_id=event_id, wait=str(timeout))
+    async with agents.app.http_client.get(target, headers={"Authorization": auth}) as response:
+        if response.status != 200:
+            raise ApiProblem(502 if response.status != 504 else 504,
+                             f"the worker owning a scanned person answered {response.status}")
+        return await response.json()
+
+
+def _verdict_json(v: Verdict) -> dict[str, Any]:
+    return {
+        "masked_id": v.masked_id, "action": v.action, "severity": v.severity,
+        "reasons": [r.model_dump(mode="json", exclude_none=True) for r in v.reasons],
+    }
+
+
+def register_api(app: faust.App, agents: Agents) -> None:
+    """Declare the JSON API views on `app`."""
+    gate = gate_of(agents)
+    topics = agents.topics
+    rt = agents.runtime
+
+    def guarded(handler: Any) -> Any:
+        async def run(view: View, request: Request, **kwargs: Any) -> Response:
+            try:
+                return await handler(view, request, **kwargs)
+            except Denied as exc:
+                return problem(exc.status, exc.problem)
+            except ApiProblem as exc:
+                return problem(exc.status, exc.problem, exc.fields)
+        run.__name__ = handler.__name__
+        return run
+
+    @app.page("/api/checkpoints/{checkpoint_id}/scans")
+    class ScanView(View):
+        @guarded
+        async def post(self, request: Request, checkpoint_id: str) -> Response:
+            gate.require(request, "checkpoint", checkpoint_id)
+            body = await read_body(request)
+            scan, people = validated(body, agents, CheckpointScan)
+            if scan.checkpoint_id != checkpoint_id:
+                raise ApiProblem(422, "the scan is for another checkpoint than the URL names",
+                                 [{"field": "checkpoint_id", "problem": f"expected {checkpoint_id!r} as in the URL"}])
+            if rt.rules is None:
+                raise ApiProblem(503, "this worker has no active rules yet; retry in a moment")
+            started = asyncio.get_running_loop().time()
+            local = {p.person_key: _is_local(app, agents.persons, p.person_key.encode()) for p in people}
+            waits = {
+                p.person_key: asyncio.ensure_future(await_verdict(agents, p.person_key, scan.event_id, DECISION_TIMEOUT))
+                for p in people if local[p.person_key]
+            }
+            await topics.inputs["checkpoint-scans"].send(key=scan.event_id.encode(), value=body)
+            auth = request.headers.get("Authorization", "")
+            remote = {
+                p.person_key: asyncio.ensure_future(_remote_verdict(agents, p.person_key, scan.event_id, auth, DECISION_TIMEOUT))
+                for p in people if not local[p.person_key]
+            }
+            try:
+                done = await asyncio.gather(*waits.values(), *remote.values())
+            except TimeoutError:
+                for task in (*waits.values(), *remote.values()):
+                    task.cancel()
+                raise ApiProblem(504, f"no decision within {DECISION_TIMEOUT:.0f} s: the scan was accepted and will "
+                                      "still be processed; ask again or check the community queue") from None
+            verdicts = [v for v in done if isinstance(v, Verdict)]
+            if len(verdicts) == len(done):
+                decision = checkpoint_decision(verdicts, rt.rules).to_json()
+            else:
+                decision = _mixed_decision(done, rt.rules)
+            decision.update(rules_version=rt.rules_version, checkpoint_id=checkpoint_id, event_id=scan.event_id,
+                            seconds=round(asyncio.get_running_loop().time() - started, 4))
+            return ok(decision)
+
+    @app.page("/api/persons/{person_key}/verdict")
+    class VerdictView(View):
+        @app.table_route(table=agents.persons, match_info="person_key")
+        @guarded
+        async def get(self, request: Request, person_key: str) -> Response:
+            gate.require(request, "checkpoint")
+            event_id = request.query.get("event_id", "")
+            if not event_id:
+                raise ApiProblem(400, "query parameter 'event_id' is required",
+                                 [{"field": "event_id", "problem": "missing"}])
+            try:
+                wait = min(float(request.query.get("wait", DECISION_TIMEOUT)), 30.0)
+            except ValueError:
+                raise ApiProblem(400, "query parameter 'wait' must be a number of seconds",
+                                 [{"field": "wait", "problem": "not a number"}]) from None
+            try:
+                verdict = await await_verdict(agents, person_key, event_id, wait)
+            except TimeoutError:
+                raise ApiProblem(504, f"event {event_id!r} not processed for this person within {wait:.0f} s") from None
+            return ok(_verdict_json(verdict))
+
+    @app.page("/api/declarations")
+    class DeclarationView(View):
+        @guarded
+        async def post(self, request: Request) -> Response:
+            gate.require(request, "admin")
+            body = await read_body(request)
+            declaration, _ = validated(body, agents, Declaration)
+            await topics.inputs["declarations"].send(key=declaration.event_id.encode(), value=body)
+            return ok({"accepted": True, "event_id": declaration.event_id, "policy": _itinerary_policy(declaration, agents)}, 202)
+
+    @app.page("/api/nat-results")
+    class NatView(View):
+        @guarded
+        async def post(self, request: Request) -> Response:
+            grant = gate.require(request, "lab")
+            body = await read_body(request)
+            result, _ = validated(body, agents, NatResult)
+            if grant.role == "lab" and result.lab_id != grant.subject:
+                raise Denied(403, f"this token is for lab {grant.subject!r}, not for lab_id {result.lab_id!r}")
+            await topics.inputs["nat-results"].send(key=result.event_id.encode(), value=body)
+            return ok({"accepted": True, "event_id": result.event_id}, 202)
+
+    @app.page("/api/policy")
+    class PolicyView(View):
+        @guarded
+        async def get(self, request: Request) -> Response:
+            if gate.identify(request) is None or gate.mode == "closed":
+                gate.require(request, "admin")
+            lon, lat, at = _policy_query(request.query)
+            if rt.rules is None:
+                raise ApiProblem(503, "this worker has no active rules yet; retry in a moment")
+            try:
+                policy = policy_for(lon, lat, at, rt.rules, rt.regions)
+            except PipelineError as exc:
+                raise ApiProblem(422, str(exc)) from None
+            return ok(policy.to_json())
+
+    @app.page("/api/communities/{code}/cases")
+    class CommunityCasesView(View):
+        @guarded
+        async def get(self, request: Request, code: str) -> Response:
+            grant = gate.require(request, "community", code)
+            if code not in rt.communities and code != "unassigned":
+                raise ApiProblem(404, f"no community with code {code!r}")
+            return ok(community_cases(agents, code, full_phone=grant.role == "community"))
+
+    @app.page("/api/cases/{case_id}/{step}")
+    class CaseStepView(View):
+        @guarded
+        async def post(self, request: Request, case_id: str, step: str) -> Response:
+            if step not in ("accept", "resolve"):
+                raise ApiProblem(404, f"unknown case step {step!r}; use accept or resolve")
+            raw = agents.cases.get(case_id.encode())
+            if raw is None:
+                gate.require(request, "admin")
+                raise ApiProblem(404, f"no case {case_id!r} on this worker")
+            case, _ = read_case(raw)
+            grant = gate.require(request, "community", case.community)
+            note = await _note(request)
+            kind = "accepted" if step == "accept" else "resolved"
+            now = utc_now()
+            events = [CaseEvent(case_id=case_id, kind=kind, by=grant.who, at=now, note=note)]
+            if note:
+                events.append(CaseEvent(case_id=case_id, kind="note", by=grant.who, at=now, note=note))
+            for event in events:
+                await topics.case_events.send(key=case_id.encode(), value=event.model_dump_json().encode())
+            return ok({"case_id": case_id, "kind": kind, "by": grant.who, "at": now.isoformat()}, 202)
+
+    @app.page("/api/dashboard")
+    class DashboardView(View):
+        @guarded
+        async def get(self, request: Request) -> Response:
+            gate.require(request, "admin")
+            return ok(dashboard_data(agents))
+
+
+def _mixed_decision(done: list[Any], rules: Any) -> dict[str, Any]:
+    """Decision from local verdicts and remote verdict JSON (cluster case)."""
+    threshold = rules.actions["hold"].severity if "hold" in rules.actions else 1
+    people = [_verdict_json(v) if isinstance(v, Verdict) else v for v in done]
+    held = any(int(p["severity"]) >= threshold for p in people)
+    return {"decision": "hold" if held else "pass", "people": people}
+
+
+def _itinerary_policy(declaration: Declaration, agents: Agents) -> dict[str, Any] | None:
+    """The most severe policy over the declared stops (each looked up at the time the stop ended)."""
+    rules = agents.runtime.rules
+    if rules is None:
+        return None
+    stops = [(s.lon, s.lat, s.to) for s in declaration.itinerary] or [
+        (declaration.destination.lon, declaration.destination.lat, declaration.arrival_at)]
+    policies = [policy_for(lon, lat, at, rules, agents.runtime.regions) for lon, lat, at in stops]
+    return max(policies, key=lambda p: p.severity).to_json()
+
+
+def _policy_query(query: Any) -> tuple[float, float, datetime]:
+    fields = []
+    values: dict[str, float] = {}
+    for name, low, high in (("lon", -180.0, 180.0), ("lat", -90.0, 90.0)):
+        raw = query.get(name)
+        if raw is None:
+            fields.append({"field": name, "problem": "missing"})
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            fields.append({"field": name, "problem": "not a number"})
+            continue
+        if not low <= value <= high:
+            fields.append({"field": name, "problem": f"out of range [{low:g}, {high:g}]"})
+        values[name] = value
+    at = utc_now()
+    if query.get("at"):
+        try:
+            at = datetime.fromisoformat(query["at"])
+            if at.tzinfo is None:
+                fields.append({"field": "at", "problem": "needs a UTC offset, e.g. 2022-06-01T08:00:00+08:00"})
+        except ValueError:
+            fields.append({"field": "at", "problem": "not an ISO 8601 time"})
+    if fields:
+        raise ApiProblem(400, "bad query parameters", fields)
+    return values["lon"], values["lat"], at
+
+
+async def _note(request: Any) -> str:
+    if not request.can_read_body:
+        return ""
+    body = await read_body(request)
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ApiProblem(400, "body is not valid JSON; send {\"note\": \"...\"} or nothing") from None
+    note = document.get("note", "") if isinstance(document, dict) else None
+    if not isinstance(note, str) or len(note) > 2000:
+        raise ApiProblem(422, "note must be a string of at most 2000 characters",
+                         [{"field": "note", "problem": "not a string of at most 2000 characters"}])
+    return note.strip()
+
+
+def _action_texts(agents: Agents) -> dict[str, str]:
+    rules = agents.runtime.rules
+    return {} if rules is None else {name: a.text_en for name, a in rules.actions.items()}
+
+
+def community_cases(agents: Agents, code: str, *, full_phone: bool) -> dict[str, Any]:
+    """The community's queue as JSON: its cases on this worker, open first by due time."""
+    now = utc_now()
+    mine = [(c, m) for c, m in agents.local_cases() if c.community == code]
+    rows = queue_rows(mine, now, full_phone=full_phone, action_texts=_action_texts(agents))
+    community = agents.runtime.communities.get(code)
+    return {
+        "community": code, "name": community.name if community else code,
+        "street": community.street if community else None, "now": now.isoformat(),
+        "cases": [r.to_json() for r in rows],
+    }
+
+
+def max_severity(agents: Agents) -> int:
+    rules = agents.runtime.rules
+    return max((a.severity for a in rules.actions.values()), default=0) if rules is not None else 0
+
+
+def dashboard_data(agents: Agents) -> dict[str, Any]:
+    """Live totals for the command centre, from this worker's cases and metrics."""
+    now = utc_now()
+    cases = [c for c, _ in agents.local_cases()]
+    summary = district_summary(cases, now, max_severity(agents))
+    metrics = agents.runtime.metrics
+    dead: dict[str, float] = {}
+    for metric in metrics.dead_letters.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total"):
+                reason = sample.labels.get("reason", "")
+                dead[reason] = dead.get(reason, 0) + sample.value
+    latency = {"count": 0, "sum": 0.0}
+    for metric in metrics.latency.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_count"):
+                latency["count"] = int(sample.value)
+            elif sample.name.endswith("_sum"):
+                latency["sum"] = sample.value
+    flagged: dict[str, int] = {}
+    for metric in metrics.verdicts.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total"):
+                flagged[sample.labels["action"]] = int(sample.value)
+    return {
+        **summary, "now": now.isoformat(), "counts": dict(agents.counts),
+        "messages_by_action": dict(sorted(flagged.items())),
+        "dead_letters_by_reason": {k: int(v) for k, v in sorted(dead.items())},
+        "latency_mean_ms": round(1000 * latency["sum"] / latency["count"], 1) if latency["count"] else None,
+        "latency_count": latency["count"], "rules_version": agents.runtime.rules_version,
+    }
