@@ -1,6 +1,7 @@
 """CLI sub-commands, one module per command group; `streams.cli` registers each with `register(root)`."""
 
 from streams.commands import (
+    cmd_access,
     cmd_evaluate,
     cmd_geo,
     cmd_id,
@@ -10,6 +11,6 @@ from streams.commands import (
     cmd_worker,
 )
 
-COMMAND_MODULES = [cmd_id, cmd_geo, cmd_rules, cmd_evaluate, cmd_simulate, cmd_worker, cmd_publish]
+COMMAND_MODULES = [cmd_id, cmd_geo, cmd_rules, cmd_evaluate, cmd_simulate, cmd_worker, cmd_publish, cmd_access]
 
 __all__ = ["COMMAND_MODULES"]
