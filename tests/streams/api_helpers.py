@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import threading
+import urllib.error
+import urllib.request
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import orjson
+
+from pipeline.access import AccessList, access_file_text, new_token
 from pipeline.identity import check_character
 
 #: Community codes of the committed sample district, with a point inside each.
@@ -62,3 +71,80 @@ def declaration(serial: int = 9) -> dict[str, Any]:
         "itinerary": [{"lon": 121.47, "lat": 31.23, "place": "Shanghai", "from": (now - timedelta(days=2)).isoformat(),
                        "to": (now - timedelta(days=1)).isoformat()}],
     }
+
+
+@dataclass
+class RunningWorker:
+    """A worker serving HTTP on `base`, run on its own event loop in a thread; `tokens` by name."""
+
+    base: str
+    tokens: dict[str, str]
+    worker: Any
+    loop: asyncio.AbstractEventLoop
+    thread: threading.Thread
+
+    def call(self, method: str, path: str, body: bytes | dict | None = None, token: str | None = None,
+             headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        """One HTTP request; returns (status, decoded JSON body or text)."""
+        data = orjson.dumps(body) if isinstance(body, dict) else body
+        request = urllib.request.Request(self.base + path, data=data, method=method, headers=dict(headers or {}))
+        if token is not None:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with _NO_REDIRECT.open(request, timeout=30) as response:
+                status, raw, kind = response.status, response.read(), response.headers.get("Content-Type", "")
+        except urllib.error.HTTPError as exc:
+            status, raw, kind = exc.code, exc.read(), exc.headers.get("Content-Type", "")
+        return status, orjson.loads(raw) if "json" in kind and raw else raw.decode("utf-8", "replace")
+
+    def run(self, coro: Any, timeout: float = 30) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        self.run(self.worker.app.stop(), timeout=60)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(30)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_NO_REDIRECT = urllib.request.build_opener(_NoRedirect)
+
+
+def write_access(path: Path) -> dict[str, str]:
+    """An access file with one token per role the tests use; returns the tokens by name."""
+    tokens = {name: new_token() for name in ("checkpoint", "lab", "community_a", "community_b", "admin")}
+    access = AccessList(())
+    now = datetime.now(UTC)
+    for name, role, subject in (("checkpoint", "checkpoint", "cp-01"), ("lab", "lab", "lab-1"),
+                                ("community_a", "community", COMMUNITY_A[0]),
+                                ("community_b", "community", COMMUNITY_B[0]), ("admin", "admin", "")):
+        access = access.add(role, subject, tokens[name], created_at=now)
+    path.write_text(access_file_text(access.grants), encoding="utf-8")
+    return tokens
+
+
+def start_worker(access_path: Path | None) -> RunningWorker:
+    """Start a memory:// worker with its web server on a free port, in a background thread."""
+    from pipeline.settings import load_settings
+    from streams.worker import create_worker
+
+    tokens = write_access(access_path) if access_path is not None else {}
+    port = free_port()
+    settings = load_settings(broker=f"memory://api-{uuid.uuid4().hex[:10]}", partitions=2, web_port=port,
+                             access=str(access_path or Path("/nonexistent/access.toml")))
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def build() -> Any:
+        w = create_worker(settings)
+        await w.app.start()
+        await asyncio.wait_for(w.agents.control_ready.wait(), 60)
+        return w
+
+    worker = asyncio.run_coroutine_threadsafe(build(), loop).result(90)
+    return RunningWorker(f"http://127.0.0.1:{port}", tokens, worker, loop, thread)
