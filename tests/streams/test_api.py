@@ -12,7 +12,15 @@ from urllib.parse import urlparse
 import orjson
 import pytest
 
-from tests.streams.api_helpers import COMMUNITY_A, COMMUNITY_B, RunningWorker, declaration, nat_result, scan, start_worker
+from tests.streams.api_helpers import (
+    COMMUNITY_A,
+    COMMUNITY_B,
+    RunningWorker,
+    declaration,
+    nat_result,
+    scan,
+    start_worker,
+)
 
 SCANS = "/api/checkpoints/cp-01/scans"
 
