@@ -7,11 +7,12 @@ from streams.commands import (
     cmd_id,
     cmd_publish,
     cmd_queue,
+    cmd_report,
     cmd_rules,
     cmd_simulate,
     cmd_worker,
 )
 
-COMMAND_MODULES = [cmd_id, cmd_geo, cmd_rules, cmd_evaluate, cmd_simulate, cmd_worker, cmd_publish, cmd_access, cmd_queue]
+COMMAND_MODULES = [cmd_id, cmd_geo, cmd_rules, cmd_evaluate, cmd_simulate, cmd_worker, cmd_publish, cmd_access, cmd_queue, cmd_report]
 
 __all__ = ["COMMAND_MODULES"]
