@@ -602,16 +602,23 @@ def _live_leases(settings: BrokerSettings) -> list[Path]:
 
 
 @contextlib.contextmanager
-def shared_broker(timeout: float = START_TIMEOUT_S, settings: BrokerSettings | None = None) -> Iterator[str]:
+def shared_broker(
+    timeout: float = START_TIMEOUT_S, start: bool = True, settings: BrokerSettings | None = None
+) -> Iterator[str]:
     """Hold the broker for a block (a test session); yields the bootstrap address.
 
     A broker someone started with ``up`` is used and left running. A broker started by a
     holder is stopped when the last live holder leaves, so parallel sessions on one
-    checkout share one broker and none pulls it from under another.
+    checkout share one broker and none pulls it from under another. With ``start=False`` a
+    broker that is not running is an error instead of being started.
     """
     settings = settings or broker_settings()
     lease = settings.leases_dir / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.lease"
     with _locked(settings):
+        if not start and _live_pid(settings) is None:
+            raise BrokerError(
+                f"no test broker running on {settings.bootstrap}; run `python -m tools.kafka_broker up`"
+            )
         bootstrap, started_now = _start_unlocked(settings, keep_data=False, timeout=timeout)
         if started_now:
             settings.started_by_lease_file.write_text(f"{os.getpid()}\n")
