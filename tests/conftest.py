@@ -1,23 +1,26 @@
 """Session-wide fixtures: the real Kafka broker that tests marked ``kafka`` run against.
 
-``EPIFLOW_TEST_BROKER=host:port`` points the tests at a broker someone else runs; otherwise
-the single-node broker from ``tools.kafka_broker`` is used if running, or started and stopped
-again when the last session holding it ends. If it cannot start, Kafka tests skip, unless
-``EPIFLOW_REQUIRE_KAFKA=1`` makes that a failure.
+``EPIFLOW_TEST_BROKER=host:port`` points the tests at a broker someone else runs (which then
+must answer); otherwise the single-node broker from ``tools.kafka_broker`` is used if running,
+or started and stopped again when the last session holding it ends. If it cannot start, Kafka
+tests skip, unless ``EPIFLOW_REQUIRE_KAFKA=1`` makes that a failure. Tests that stop, kill or
+restart a broker use ``private_kafka_broker`` so they never disturb the shared one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import uuid
 from collections.abc import Callable, Iterator
+from typing import NoReturn
 
 import pytest
 
 _HOW_TO_ENABLE = (
-    "set EPIFLOW_REQUIRE_KAFKA=1 to start the test broker (needs Java 17+ and Maven, "
-    "fetches Apache Kafka from Maven Central) or EPIFLOW_TEST_BROKER=host:port to use a running one"
+    "to run them install Java 17+ and Maven (the broker is fetched from Maven Central) or set "
+    "EPIFLOW_TEST_BROKER=host:port; set EPIFLOW_REQUIRE_KAFKA=1 to make a missing broker fail the run"
 )
 
 
@@ -25,13 +28,11 @@ def _require_kafka() -> bool:
     return os.environ.get("EPIFLOW_REQUIRE_KAFKA", "").strip().lower() in {"1", "true", "yes"}
 
 
-def _unavailable(reason: str) -> None:
+def _unavailable(reason: str, required: bool = False) -> NoReturn:
     """Fail the run when Kafka is required, otherwise skip the test that needed it."""
-    if _require_kafka():
-        pytest.fail(
-            f"Kafka broker required (EPIFLOW_REQUIRE_KAFKA=1) but unavailable: {reason}", pytrace=False
-        )
-    pytest.skip(f"no Kafka broker ({reason}); {_HOW_TO_ENABLE}")
+    if required or _require_kafka():
+        pytest.fail(f"Kafka broker required but unavailable: {reason}", pytrace=False)
+    pytest.skip(f"Kafka tests skipped: {reason}; {_HOW_TO_ENABLE}")
 
 
 def _external_broker(bootstrap: str) -> str:
@@ -45,7 +46,7 @@ def _external_broker(bootstrap: str) -> str:
         finally:
             consumer.close()
     except (KafkaError, OSError) as error:
-        _unavailable(f"EPIFLOW_TEST_BROKER={bootstrap!r} does not answer: {error}")
+        _unavailable(f"EPIFLOW_TEST_BROKER={bootstrap!r} does not answer: {error}", required=True)
     return bootstrap
 
 
@@ -93,3 +94,40 @@ def kafka_topic_factory(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
         if created:
             admin.delete_topics(created, timeout_ms=10_000, raise_errors=False)
         admin.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def private_kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A running broker of this test's own (own ports, data and log) that it may stop, kill or restart.
+
+    Yields its ``tools.kafka_broker.BrokerSettings``; pass it as ``settings=`` to ``stop_broker``,
+    ``ensure_broker`` and ``restart_broker``. The jars are shared with the session broker.
+    """
+    from tools.kafka_broker import BrokerError, BrokerSettings, ensure_broker, fetch_jars, stop_broker
+
+    try:
+        lib = fetch_jars()
+    except BrokerError as error:
+        _unavailable(str(error))
+    cache = tmp_path_factory.mktemp("kafka-private")
+    (cache / "lib").symlink_to(lib, target_is_directory=True)
+    port = _free_port()
+    controller_port = _free_port()
+    while controller_port == port:
+        controller_port = _free_port()
+    settings = BrokerSettings(cache_dir=cache, port=port, controller_port=controller_port)
+    try:
+        ensure_broker(settings=settings)
+    except BrokerError as error:
+        stop_broker(settings=settings)
+        _unavailable(str(error))
+    try:
+        yield settings
+    finally:
+        stop_broker(settings=settings)

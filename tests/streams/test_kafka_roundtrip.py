@@ -141,3 +141,55 @@ def test_aiokafka_produce_consume_and_commit(
     for record in records:
         counts[record.partition] += 1
     assert {p: offset for p, offset in committed.items() if offset is not None} == dict(counts)
+
+
+def _produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    try:
+        for key, value in messages:
+            producer.send(topic, key=key, value=value)
+        producer.flush(timeout=30)
+    finally:
+        producer.close()
+
+
+def _topic_values(bootstrap: str, topic: str, expected: int) -> list[bytes]:
+    return sorted(r.value for r in _consume_all(bootstrap, topic, expected, timeout_s=20.0))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_data_survives_clean_and_crash_restart(private_kafka_broker) -> None:
+    """What the failure drills rely on: stopping (or killing) the broker and starting it on kept data."""
+    from kafka import KafkaAdminClient
+
+    from tools.kafka_broker import broker_running, ensure_broker, restart_broker, stop_broker
+
+    settings = private_kafka_broker
+    bootstrap = settings.bootstrap
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics(
+        {"drill": {"num_partitions": PARTITIONS, "replication_factor": 1}}, wait_for_metadata=True
+    )
+    admin.close()
+    first, second = _keyed_messages(400, KEYS)[:200], _keyed_messages(400, KEYS)[200:]
+    _produce(bootstrap, "drill", first)
+
+    assert stop_broker(keep_data=True, settings=settings)
+    assert not broker_running(settings)
+    assert ensure_broker(keep_data=True, settings=settings) == bootstrap
+    assert _topic_values(bootstrap, "drill", 200) == sorted(v for _, v in first)
+
+    restart_broker(force=True, settings=settings)
+    assert _topic_values(bootstrap, "drill", 200) == sorted(v for _, v in first)
+    _produce(bootstrap, "drill", second)
+    assert _topic_values(bootstrap, "drill", 400) == sorted(v for _, v in first + second)
+
+    stop_broker(settings=settings)
+    assert not settings.data_dir.exists()
+    ensure_broker(settings=settings)
+    probe = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        assert "drill" not in probe.topics()
+    finally:
+        probe.close()
