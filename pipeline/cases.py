@@ -60,7 +60,7 @@ def update_from_message(case: Case, message: TriageMessage) -> Case:
     """A later message of the same episode: the action changed (raised, lowered or cleared)."""
     if message.case_id != case.case_id:
         raise CaseError(f"message {message.message_id!r} is for case {message.case_id!r}, not {case.case_id!r}")
-    return case.model_copy(update={"action": message.action, "severity": message.severity})
+    return case.model_copy(update={"action": message.action, "severity": message.severity, "community": message.community})
 
 
 def apply_case_event(case: Case, event: CaseEvent) -> Case:

@@ -6,7 +6,7 @@ re-evaluation a retroactive sweep asks for), so the agent holds no rule logic.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from geo.communities import CommunityIndex
 from geo.regions import RiskIndex
@@ -27,7 +27,7 @@ def step(
     now: datetime,
 ) -> tuple[PersonState, Verdict, TriageMessage | None]:
     """(new state, verdict, message or None): the message only when the action changed."""
-    new = state if event is None else apply(state, event, horizon=timedelta(seconds=rules.windows.lookback))
+    new = state if event is None else apply(state, event, horizon=rules.horizon)
     verdict = evaluate(new, rules, regions, communities, now)
     message = route(new.last, verdict)
     return remember(new, message), verdict, message

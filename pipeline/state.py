@@ -97,6 +97,7 @@ class LastVerdict:
     case_id: str
     message_id: str
     at: int
+    community: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +244,7 @@ def state_to_bytes(state: PersonState) -> bytes:
         None if d is None else [d.event_id, d.submitted, d.arrival, d.lon, d.lat],
         [[n.event_id, n.sampled, n.reported, n.result, n.lab] for n in state.nats],
         [[p.event_id, p.seq, p.kind, p.t_from, p.t_to, p.lon, p.lat, p.label, p.role] for p in state.places],
-        None if last is None else [last.action, last.severity, last.rules_version, last.case_id, last.message_id, last.at],
+        None if last is None else [last.action, last.severity, last.rules_version, last.case_id, last.message_id, last.at, last.community],
     ])
 
 

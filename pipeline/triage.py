@@ -250,30 +250,37 @@ def case_id_for(person_key: str, opening_event_id: str) -> str:
     return "case-" + _digest(person_key, opening_event_id)[:20]
 
 
-def message_id_for(person_key: str, case_id: str, action: str, rules_version: str) -> str:
-    """Deterministic message id: the same person, episode, action and rules version give the same id."""
-    return "msg-" + _digest(person_key, case_id, action, rules_version)[:24]
+def message_id_for(person_key: str, case_id: str, action: str, rules_version: str, community: str = "") -> str:
+    """Deterministic message id: the same person, episode, action, rules version and community give the same id."""
+    return "msg-" + _digest(person_key, case_id, action, rules_version, community)[:24]
 
 
 def route(previous: LastVerdict | None, verdict: Verdict, *, clear_action: str = "clear") -> TriageMessage | None:
-    """A triage message when the action was raised, lowered or cleared; None when it is unchanged."""
+    """A triage message when the action was raised, lowered or cleared, or the person moved to another
+    community while flagged; None when nothing changed. A clearance goes to the community holding the case.
+    """
     if previous is None:
         if verdict.action == clear_action:
             return None
-    elif previous.action == verdict.action:
+    elif previous.action == verdict.action and (
+        verdict.action == clear_action or not previous.community or previous.community == verdict.community
+    ):
         return None
     if previous is None or previous.action == clear_action:
         case_id = case_id_for(verdict.person_key, verdict.trigger_event_id)
     else:
         case_id = previous.case_id
+    community = verdict.community
+    if verdict.action == clear_action and previous is not None and previous.community:
+        community = previous.community
     return TriageMessage.model_construct(
-        message_id=message_id_for(verdict.person_key, case_id, verdict.action, verdict.rules_version),
+        message_id=message_id_for(verdict.person_key, case_id, verdict.action, verdict.rules_version, community),
         case_id=case_id,
         person_key=verdict.person_key,
         masked_id=verdict.masked_id,
         name=verdict.name,
         phone=verdict.phone,
-        community=verdict.community,
+        community=community,
         action=verdict.action,
         previous_action=None if previous is None else previous.action,
         severity=verdict.severity,
@@ -290,7 +297,9 @@ def remember(state: PersonState, message: TriageMessage | None) -> PersonState:
     if message is None:
         return state
     at = int(message.flagged_at.timestamp())
-    last = LastVerdict(message.action, message.severity, message.rules_version, message.case_id, message.message_id, at)
+    last = LastVerdict(
+        message.action, message.severity, message.rules_version, message.case_id, message.message_id, at, message.community
+    )
     return _remember(state, last)
 
 

@@ -65,7 +65,9 @@ class Agents:
     topics: Topics
     persons: Any
     cases: Any
-    counts: dict[str, int] = field(default_factory=lambda: {"inputs": 0, "forwarded": 0, "dead_lettered": 0})
+    counts: dict[str, int] = field(
+        default_factory=lambda: {"inputs": 0, "forwarded": 0, "dead_lettered": 0, "person_events": 0, "joined": 0, "flagged": 0}
+    )
     listeners: list[Callable[[TriageMessage, float], None]] = field(default_factory=list)
     waiters: dict[str, list[Callable[[PersonEvent, Any], None]]] = field(default_factory=dict)
     control_ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -90,7 +92,7 @@ class Agents:
         rt.metrics.events_in.labels(topic=kind).inc()
         try:
             people = ingest(
-                message.value or b"", secret=rt.settings.secret_bytes, now=utc_now(), lookback=rt.lookback,
+                message.value or b"", secret=rt.settings.secret_bytes, now=rt.clock(), lookback=rt.lookback,
                 source_topic=message.topic, received_at=_received_at(message),
             )
         except RejectedEvent as exc:
@@ -103,6 +105,7 @@ class Agents:
         for person in people:
             await self.topics.person_events.send(key=person.person_key.encode(), value=person.model_dump_json().encode())
         self.counts["forwarded"] += 1
+        self.counts["person_events"] += len(people)
         rt.metrics.forwarded_inputs.labels(topic=kind).inc()
         rt.metrics.forwarded.labels(topic=kind).inc(len(people))
 
@@ -115,7 +118,7 @@ class Agents:
         rt = self.runtime
         if rt.rules is None:
             await self.control_ready.wait()
-        now = utc_now()
+        now = rt.clock()
         state = self._state(key)
         event = None
         if not _is_reevaluation(headers):
@@ -128,12 +131,14 @@ class Agents:
         if message is not None:
             await (await self.topics.triage(message.community)).send(key=key, value=message.model_dump_json().encode())
             rt.metrics.verdicts.labels(action=message.action).inc()
+            self.counts["flagged"] += 1
             await self.topics.cases.send(key=message.case_id.encode(), value=message.model_dump_json().encode())
-            latency = (now - event.ingested_at).total_seconds() if event is not None else 0.0
+            latency = (utc_now() - event.ingested_at).total_seconds() if event is not None else 0.0
             if event is not None:
                 rt.metrics.latency.observe(latency)
             for listener in self.listeners:
                 listener(message, latency)
+        self.counts["joined"] += 1
         if event is not None:
             for waiter in self.waiters.pop(f"{event.event_id}/{key.decode()}", ()):
                 waiter(event, verdict)
@@ -171,7 +176,7 @@ class Agents:
 
     async def escalate_overdue(self) -> None:
         """Send an `escalated` case event for every local case not accepted by its due time."""
-        now = utc_now()
+        now = self.runtime.clock()
         for case in overdue([case for case, _ in self.local_cases()], now):
             if case.case_id in self._escalating:
                 continue

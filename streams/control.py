@@ -41,8 +41,9 @@ class MemoryControlLog:
         self._position = 0
         self._changed = asyncio.Event()
 
-    def _wake(self) -> None:
-        self._changed.set()
+    def _wake(self, tp: object = None) -> None:
+        if tp is None or getattr(tp, "topic", self._topic) == self._topic:
+            self._changed.set()
 
     async def start(self) -> None:
         self._broker.create_topic(self._topic, 1, config={"cleanup.policy": "compact"})
@@ -118,10 +119,17 @@ class KafkaControlLog:
         await self._consumer.seek_to_beginning(*tps)
         self._ends = await self._consumer.end_offsets(tps)
 
+    async def _behind(self) -> bool:
+        assert self._consumer is not None
+        for tp, end in self._ends.items():
+            if await self._consumer.position(tp) < end:
+                return True
+        return False
+
     async def read_to_end(self) -> list[Record]:
         assert self._consumer is not None
         records: list[Record] = []
-        while any(await self._consumer.position(tp) < end for tp, end in self._ends.items()):
+        while await self._behind():
             batch = await self._consumer.getmany(timeout_ms=500)
             for messages in batch.values():
                 records.extend((m.key, m.value) for m in messages)

@@ -7,6 +7,7 @@ agents read it. Pure domain calls go to `pipeline/` and `geo/`; this module only
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -54,6 +55,7 @@ class Runtime:
     regions: RiskIndex = field(default_factory=RiskIndex)
     places: PlaceStore = field(default_factory=PlaceStore)
     refusals: list[dict[str, str]] = field(default_factory=list)
+    clock: Callable[[], datetime] = utc_now
 
     @classmethod
     def from_settings(cls, settings: Settings, metrics: Metrics | None = None) -> Runtime:
