@@ -131,9 +131,10 @@ def _processed(state: PersonState, event_id: str) -> bool:
 
 
 def _is_local(app: faust.App, table: Any, key: bytes) -> bool:
+    """Whether this worker owns `key`; when the assignor cannot tell yet (no metadata), answer here."""
     try:
         url = app.router.key_store(table.name, key)
-    except (KeyError, AttributeError):
+    except (KeyError, AttributeError, TypeError):
         return True
     own = app.conf.canonical_url
     return (url.host, url.port) == (own.host, own.port)

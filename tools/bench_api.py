@@ -117,10 +117,16 @@ def main() -> None:
         env = {**os.environ, "EPIFLOW_ACCESS": str(access), "EPIFLOW_TOPIC_PREFIX": f"bench{port}",
                "EPIFLOW_DATA_DIR": str(Path(tmp) / "data"), "EPIFLOW_LOG_LEVEL": "WARNING"}
         command = [sys.executable, "-m", "tools.bench_api", "--serve", str(port), "--broker", args.broker]
-        worker = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        log_path = REPO / "test-output" / "bench_api_worker.log"
+        log_path.parent.mkdir(exist_ok=True)
+        log_file = log_path.open("wb")
+        worker = subprocess.Popen(command, cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT)
         try:
             base = f"http://127.0.0.1:{port}"
-            asyncio.run(_wait_ready(base, token))
+            try:
+                asyncio.run(_wait_ready(base, token))
+            except RuntimeError:
+                raise SystemExit(f"the worker did not answer a scan within 120 s; its log: {log_path}") from None
             result = asyncio.run(_load(base, token, args.rate, args.seconds))
         finally:
             worker.terminate()
@@ -128,6 +134,7 @@ def main() -> None:
                 worker.wait(30)
             except subprocess.TimeoutExpired:
                 worker.kill()
+            log_file.close()
     print(orjson.dumps({"bench": "checkpoint_api_latency", "broker": args.broker.split("//")[0] + "//",
                         "seconds": args.seconds, **result}, option=orjson.OPT_INDENT_2).decode())
 
