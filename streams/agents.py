@@ -308,9 +308,25 @@ async def _seed_if_empty(agents: Agents, topic: str, records: list, seed: Callab
         return records
     seeded = seed()
     for key, value in seeded:
-        await agents.app.producer.send_and_wait(topic, key, value, None, None, {})
+        await _send_when_ready(agents.app, topic, key, value)
     log.info("seeded control topic=%s records=%d", topic, len(seeded))
     return seeded
+
+
+async def _send_when_ready(app: faust.App, topic: str, key: bytes, value: bytes, timeout: float = 30.0) -> None:
+    """Send and wait; under `faust.Worker` control tasks can run before the producer is up, so retry NotReady."""
+    from faust.exceptions import NotReady
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            await app.producer.send_and_wait(topic, key, value, None, None, {})
+            return
+        except NotReady:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.1)
 
 
 async def _follow_rules(agents: Agents) -> None:

@@ -23,7 +23,8 @@ def _worker(
     settings = load_settings(broker=broker, store=store, web_port=web_port, web_host=web_host,
                              insecure_demo_secret=insecure_demo_secret or None)
     worker = create_worker(settings)
-    FaustWorker(worker.app, loglevel=loglevel, web_port=settings.web_port, web_host=settings.web_host).execute_from_commandline()
+    # web host and port are app settings (build_app); faust.Worker takes no such arguments
+    FaustWorker(worker.app, loglevel=loglevel).execute_from_commandline()
 
 
 def register(root: typer.Typer) -> None:
