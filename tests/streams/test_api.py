@@ -275,8 +275,8 @@ def test_accept_then_resolve_write_case_events(api: RunningWorker) -> None:
     status, body = api.call("POST", f"/api/cases/{case_id}/resolve", {"note": "tested negative on site"},
                             token=api.tokens["community_a"])
     assert status == 202, body
-    done = _wait_for(lambda: (c := _case_for(api, case["masked_id"]))["status"] == "resolved" and c)
-    assert any("tested negative on site" in n for n in done["notes"])
+    _wait_for(lambda: _case_for(api, case["masked_id"])["status"] == "resolved")
+    _wait_for(lambda: any("tested negative on site" in n for n in _case_for(api, case["masked_id"])["notes"]))
     from streams.memory import get_broker
 
     events = [orjson.loads(r.value) for r in get_broker(api.worker.settings.broker).all_records(
