@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
@@ -170,7 +170,7 @@ class Agents:
         if event.kind == "escalated":
             rt.metrics.cases_overdue.inc()
             street = updated.street or "unassigned"
-            await (await self.topics.triage(f"street.{street}")).send(
+            await (await self.topics.street(street)).send(
                 key=updated.person_key.encode(), value=_escalation_body(updated, message, event)
             )
 
@@ -367,7 +367,10 @@ async def _follow_regions(agents: Agents) -> None:
         async for key, value in feed.follow():
             change = rt.apply_region_record(key, value)
             if change is not None and change.sweep:
-                await _sweep(agents, change)
+                try:
+                    await _sweep(agents, change)
+                except Exception:
+                    log.exception("sweep failed region=%s", change.region_id)
     finally:
         await feed.stop()
 
@@ -378,8 +381,8 @@ async def _sweep(agents: Agents, change: RegionChange) -> None:
 
     rt = agents.runtime
     started = asyncio.get_running_loop().time()
-    pre = rt.rules.windows.pre_designation if rt.rules is not None else None
-    hits = sweep(rt.places, [change.region], **({"pre_designation": pre} if pre is not None else {}))
+    pre = timedelta(seconds=rt.rules.windows.pre_designation if rt.rules is not None else 0)
+    hits = sweep(rt.places, [change.region], pre_designation=pre)
     people = sorted(set(hits["person_key"])) if len(hits) else []
     for person_key in people:
         await agents.topics.person_events.send(
