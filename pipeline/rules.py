@@ -279,14 +279,38 @@ def _report(located: _Located, problems: list[tuple[Path_, str]]) -> str:
     return head + "\n" + "\n".join(f"  {line}" for line in lines)
 
 
+def _deep_line(text: str, limit: int = 100) -> int:
+    """Line where the YAML nesting first goes `limit` levels deep (the event parser does not recurse).
+
+    Stops there: PyYAML's scanner slows down with every flow level, so the scan never goes deeper.
+    """
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth >= limit:
+                    return event.start_mark.line + 1
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    except yaml.YAMLError:
+        pass
+    return 1
+
+
 def parse_rules(text: str, source: str = "<rules>") -> Rules:
     """Validate and compile a rules document given as YAML (or JSON) text."""
     if not isinstance(text, str):
         raise RulesError(f"{source}: expected YAML text, got {type(text).__name__}")
-    value, located = read_yaml_with_lines(text, source)
-    if not isinstance(value, dict):
-        raise RulesError(f"{source}:1: the document must be a mapping with version, timezone, windows, actions, rules")
-    return _check(value, located)
+    try:
+        value, located = read_yaml_with_lines(text, source)
+        if not isinstance(value, dict):
+            raise RulesError(f"{source}:1: the document must be a mapping with version, timezone, windows, actions, rules")
+        return _check(value, located)
+    except RecursionError:
+        raise RulesError(
+            f"{source}:{_deep_line(text)}: the document is nested too deeply to read; flatten the conditions"
+        ) from None
 
 
 @functools.lru_cache(maxsize=16)
