@@ -111,6 +111,15 @@ def _checked_geometries(
                 feature_id=_id_or_none(ids[i]),
                 problem="geometry-type",
             )
+    for i, g in enumerate(out):
+        if not np.isfinite(shapely.get_coordinates(g)).all():
+            raise error(
+                f"{_where(path, i, ids[i])}: geometry has a NaN or infinite coordinate",
+                path=path,
+                index=i,
+                feature_id=_id_or_none(ids[i]),
+                problem="invalid-geometry",
+            )
     valid = shapely.is_valid(out)
     for i in np.flatnonzero(~valid).tolist():
         reason = shapely.is_valid_reason(out[i])
@@ -328,6 +337,13 @@ def region_from_feature(feature: Mapping[str, Any]) -> Region:
         raise FeatureError(
             f"{where}: geometry cannot be read: {exc}", problem="invalid-geometry", **ctx
         ) from exc
+    coords = shapely.get_coordinates(geom)
+    if (np.abs(coords[:, 0]) > 180).any() or (np.abs(coords[:, 1]) > 90).any():
+        raise FeatureError(
+            f"{where}: geometry has a coordinate outside longitude [-180, 180] / latitude [-90, 90] (EPSG:4326)",
+            problem="invalid-geometry",
+            **ctx,
+        )
     geoms = _checked_geometries(np.array([geom], dtype=object), where, [fid], FeatureError)
     return _region(props, geoms[0], where, FeatureError, **ctx)
 
