@@ -223,7 +223,7 @@ def _delete(value: Any, path: Path) -> Any:
     return copy
 
 
-_JSON_SCALARS = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False) | odd_text()
+_JSON_SCALARS = st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False, allow_infinity=False) | odd_text()
 _ANY_JSON = st.recursive(_JSON_SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(odd_text(), inner, max_size=4), max_leaves=12)
 
 

@@ -1,19 +1,14 @@
 """A memory:// worker fed fuzzed records on all three input topics: it stays up and every input is accounted for.
 
-One worker runs for the module on its own event loop in a thread (starting one per example would cost
-more than the examples). Each example appends a batch of valid, mutated and arbitrary records; after
+One worker runs for the module (`tests.fuzz.running`). Each example appends a batch of valid, mutated and arbitrary records; after
 each batch inputs = forwarded + dead-lettered, and at the end the topics agree with the counts record
 by record: each input is dead-lettered (with the reason pure ingest gives) or forwarded as its person events.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,82 +20,22 @@ from hypothesis import strategies as st
 from pipeline.errors import RejectedEvent
 from pipeline.identity import check_character
 from pipeline.ingest import ingest
-from pipeline.settings import Settings
 from streams.memory import get_broker
-from streams.worker import Worker, create_worker
+from tests.fuzz.running import ThreadedWorker, threaded_worker
 from tests.fuzz.strategies import KINDS, Sample, documents
-from tests.streams.harness import cleanup, deployment_settings
 
 AT = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
 #: Inside community 330106001 of the committed sample district.
 COMMUNITY_POINT = (120.30051409089091, 30.435743)
 
 
-@dataclass
-class FuzzedWorker:
-    """A started worker on its own loop, and what has been pushed into it."""
-
-    settings: Settings
-    worker: Worker
-    loop: asyncio.AbstractEventLoop
-    thread: threading.Thread
-    sent: int = 0
-
-    def run(self, coro: Any, timeout: float = 60) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def push(self, samples: list[Sample], keys: list[bytes | None] | None = None) -> None:
-        """Append records on the worker's loop (the broker wakes its consumers there)."""
-        broker = get_broker(self.settings.broker)
-        topics = [self.settings.topic(s.kind) for s in samples]
-        keys = keys or [None] * len(samples)
-
-        async def append() -> None:
-            for topic, sample, key in zip(topics, samples, keys, strict=True):
-                broker.append(topic, key, sample.raw)
-
-        self.run(append())
-        self.sent += len(samples)
-
-    @property
-    def counts(self) -> dict[str, int]:
-        return self.worker.agents.counts
-
-    def wait(self, predicate: Callable[[], bool], timeout: float = 60) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            time.sleep(0.02)
-        return predicate()
-
-
 @pytest.fixture(scope="module")
-def fuzzed() -> Iterator[FuzzedWorker]:
-    settings_ = deployment_settings("memory")
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-
-    async def start() -> Worker:
-        worker = create_worker(settings_, app_id=f"{settings_.topic_prefix}-worker", web_enabled=False)
-        worker.runtime.clock = lambda: AT
-        await worker.app.start()
-        await asyncio.wait_for(worker.agents.control_ready.wait(), 60)
-        return worker
-
-    worker = asyncio.run_coroutine_threadsafe(start(), loop).result(90)
-    running = FuzzedWorker(settings_, worker, loop, thread)
-    try:
+def fuzzed() -> Iterator[ThreadedWorker]:
+    with threaded_worker(clock=lambda: AT) as running:
         yield running
-    finally:
-        running.run(worker.app.stop())
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(30)
-        cleanup(settings_)
 
 
-def _accounted(fw: FuzzedWorker) -> None:
+def _accounted(fw: ThreadedWorker) -> None:
     """Once the worker is idle, every record sent was counted in and came out forwarded or dead-lettered.
 
     (`inputs` is counted when a record is taken up and the outcome after its send, so the equation is
@@ -119,8 +54,8 @@ _KEYS = st.none() | st.binary(max_size=40)
 @settings(max_examples=60, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
 @given(batch=st.lists(st.tuples(documents(AT), _KEYS), min_size=1, max_size=12))
-def test_fuzzed_records_are_each_forwarded_or_dead_lettered(fuzzed: FuzzedWorker, batch: list[tuple[Sample, bytes | None]]) -> None:
-    fuzzed.push([s for s, _ in batch], [k for _, k in batch])
+def test_fuzzed_records_are_each_forwarded_or_dead_lettered(fuzzed: ThreadedWorker, batch: list[tuple[Sample, bytes | None]]) -> None:
+    fuzzed.push([(s.kind, s.raw) for s, _ in batch], [k for _, k in batch])
     _accounted(fuzzed)
 
 
@@ -145,17 +80,16 @@ def _valid_scan(event_id: str) -> bytes:
     })
 
 
-def _records(fw: FuzzedWorker, topic: str) -> list[Any]:
-    broker = get_broker(fw.settings.broker)
-    return broker.all_records(topic) if broker.has_topic(topic) else []
+def _records(fw: ThreadedWorker, topic: str) -> list[Any]:
+    return fw.records(topic)
 
 
-def test_worker_stays_up_and_the_topics_account_for_every_input(fuzzed: FuzzedWorker) -> None:
-    fuzzed.push(_fixed_hostile_batch())
+def test_worker_stays_up_and_the_topics_account_for_every_input(fuzzed: ThreadedWorker) -> None:
+    fuzzed.push([(s.kind, s.raw) for s in _fixed_hostile_batch()])
     _accounted(fuzzed)
 
     event_id = "scan-after-fuzz"
-    fuzzed.push([Sample("checkpoint-scans", _valid_scan(event_id), (), True)])
+    fuzzed.push([("checkpoint-scans", _valid_scan(event_id))])
     _accounted(fuzzed)
     prefix = fuzzed.settings.topic("triage.")
 
