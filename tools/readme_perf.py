@@ -1,0 +1,268 @@
+"""Regenerate the README's performance section from `bench/results.json`, every figure with its command.
+
+``python -m tools.readme_perf`` rewrites the text between ``<!-- perf:begin -->`` and ``<!-- perf:end -->``
+in README.md; ``--check`` only reports whether it is up to date (exit 1 if not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["BEGIN", "END", "ReadmePerfError", "render", "replace_section"]
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results.json"
+README = REPO / "README.md"
+BEGIN = "<!-- perf:begin -->"
+END = "<!-- perf:end -->"
+GOAL_PERSON_EVENTS_PER_S = 10_000
+GOAL_CEILING_SHARE = 0.5
+
+
+class ReadmePerfError(ValueError):
+    """The README has no (or broken) performance markers, or the results file is unusable."""
+
+
+def _n(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, (int, float)):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def _cmd(run: dict[str, Any] | None) -> str:
+    return f"`{run['command']}`" if run else "—"
+
+
+def _ok(run: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The run's JSON result, or None when the run is missing or failed."""
+    return run.get("result") if run and run.get("ok") else None
+
+
+def _failed(run: dict[str, Any] | None) -> str:
+    if run is None:
+        return "not measured in this run"
+    return f"failed: {run.get('error', 'unknown error')}"
+
+
+def _runs(results: dict[str, Any], section: str) -> list[dict[str, Any]]:
+    return list(results.get("sections", {}).get(section, {}).get("runs", []))
+
+
+def _first(results: dict[str, Any], section: str) -> dict[str, Any] | None:
+    runs = _runs(results, section)
+    return runs[0] if runs else None
+
+
+def _yes(flag: bool | None) -> str:
+    return "n/a" if flag is None else ("yes" if flag else "**no**")
+
+
+def _goals(results: dict[str, Any]) -> list[str]:
+    worker = _ok(_first(results, "worker_1"))
+    ceiling = _ok(_first(results, "raw_ceiling"))
+    rate = worker.get("sustained_person_events_per_s") if worker else None
+    raw = ceiling.get("records_per_s") if ceiling else None
+    share = rate / raw if rate is not None and raw else None
+    return [
+        "| goal (issue) | measured | met |",
+        "|---|---|---|",
+        f"| ≥ {_n(GOAL_PERSON_EVENTS_PER_S)} person-events/s per worker | {_n(rate)} person-events/s | "
+        f"{_yes(None if rate is None else rate >= GOAL_PERSON_EVENTS_PER_S)} |",
+        f"| ≥ {GOAL_CEILING_SHARE:.0%} of the raw Kafka client ceiling | "
+        f"{'n/a' if share is None else f'{share:.1%}'} of {_n(raw)} records/s | "
+        f"{_yes(None if share is None else share >= GOAL_CEILING_SHARE)} |",
+    ]
+
+
+def _row(label: str, run: dict[str, Any] | None, figure: Callable[[dict[str, Any]], str]) -> str:
+    r = _ok(run)
+    return f"| {label} | {figure(r) if r else _failed(run)} | {_cmd(run)} |"
+
+
+def _throughput(results: dict[str, Any]) -> list[str]:
+    rows = ["| what | figure | command |", "|---|---|---|"]
+    rows.append(_row("raw ceiling: aiokafka consume → produce, no processing", _first(results, "raw_ceiling"),
+                     lambda r: f"{_n(r.get('records_per_s'))} records/s ({_n(r.get('records'))} records of {r.get('value_bytes')} B)"))
+    for section, label in (("worker_1", "one worker"), ("worker_2", "two workers, one consumer group")):
+        run = _first(results, section)
+        r = _ok(run)
+        if r:
+            figure = (f"{_n(r.get('sustained_person_events_per_s'))} person-events/s sustained "
+                      f"({_n(r.get('inputs_per_s'))} inputs/s ingest; whole backlog of {_n(r.get('person_events'))} "
+                      f"person events in {_n(r.get('drain_s'), 1)} s; accounting holds: {_yes(r.get('accounting_holds'))})")
+        else:
+            figure = _failed(run)
+        rows.append(f"| {label} | {figure} | {_cmd(run)} |")
+    rows.append(_row("naive baseline: one message at a time, ingest + join step, flush per message", _first(results, "naive"),
+                     lambda r: f"{_n(r.get('person_events_per_s'))} person-events/s ({_n(r.get('inputs_per_s'))} inputs/s)"))
+    run = _first(results, "transport")
+    r = _ok(run)
+    for transport in ("memory", "kafka"):
+        part = r.get(transport) if r else None
+        if isinstance(part, dict) and part.get("records_per_s") is not None:
+            figure = f"{_n(part.get('records_per_s'))} records/s"
+        elif isinstance(part, dict):
+            figure = f"not measured: {part.get('skipped') or part.get('error') or 'no figure'}"
+        else:
+            figure = _failed(run) if not r else "not measured"
+        rows.append(f"| one-agent Faust forward on {transport}:// (no domain work) | {figure} | {_cmd(run)} |")
+    rows.append(_row("offline `epiflow evaluate`, one core", _first(results, "pipeline"),
+                     lambda r: f"{_n(r.get('events_per_s'))} events/s ({_n(r.get('events'))} events)"))
+    return rows
+
+
+def _latency(results: dict[str, Any]) -> list[str]:
+    run = _first(results, "worker_1")
+    r = _ok(run)
+    if not r or not r.get("latency"):
+        return [f"Not measured: {_failed(run) if not r else 'no latency phases in this run'}."]
+    rows = [
+        f"Ingest→triage latency of one worker at fractions of its sustained rate, each phase "
+        f"{_n(r['latency'][0].get('send_s'), 0)} s of fresh simulated inputs sent at a fixed pace; latency is the "
+        f"broker timestamp of each triage record minus that of the input record that triggered it "
+        f"(command: {_cmd(run)}).",
+        "",
+        "| share of sustained rate | inputs/s sent | person-events/s | triage messages | p50 ms | p99 ms | max ms | caught up after sending (s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for phase in r["latency"]:
+        rows.append(
+            f"| {phase.get('fraction', 0):.0%} | {_n(phase.get('achieved_inputs_per_s'))} | {_n(phase.get('person_events_per_s'))} | "
+            f"{_n(phase.get('triage_messages'))} | {_n(phase.get('latency_p50_ms'))} | {_n(phase.get('latency_p99_ms'))} | "
+            f"{_n(phase.get('latency_max_ms'))} | {_n(phase.get('caught_up_after_send_s'), 1)} |"
+        )
+    return rows
+
+
+def _memory(results: dict[str, Any]) -> list[str]:
+    rows = ["| workers | tracked people | RSS idle → loaded (MB) | RSS growth per 100,000 people | command |",
+            "|---|---|---|---|---|"]
+    for section in ("worker_1", "worker_2"):
+        run = _first(results, section)
+        r = _ok(run)
+        if not r:
+            rows.append(f"| {section[-1]} | {_failed(run)} | | | {_cmd(run)} |")
+            continue
+        idle = " + ".join(_n(v) for v in r.get("rss_idle_mb", []))
+        loaded = " + ".join(_n(v) for v in r.get("rss_loaded_mb", []))
+        rows.append(f"| {r.get('workers')} | {_n(r.get('tracked_people'))} | {idle} → {loaded} | "
+                    f"{_n(r.get('rss_growth_per_100k_people_mb'))} MB | {_cmd(run)} |")
+    return rows
+
+
+def _sweep(results: dict[str, Any]) -> list[str]:
+    rows = ["| places held | regions swept | sweep (s) | rows found | people found | command |", "|---|---|---|---|---|---|"]
+    runs = _runs(results, "sweep")
+    if not runs:
+        return ["Not measured in this run."]
+    for run in runs:
+        r = _ok(run)
+        if not r:
+            rows.append(f"| | | {_failed(run)} | | | {_cmd(run)} |")
+            continue
+        rows.append(f"| {_n(r.get('sweep_places'))} | {_n(r.get('sweep_regions'))} | {_n(r.get('sweep_s'), 3)} | "
+                    f"{_n(r.get('sweep_rows'))} | {_n(r.get('sweep_people'))} | {_cmd(run)} |")
+    return rows
+
+
+def _api(results: dict[str, Any]) -> list[str]:
+    section = results.get("sections", {}).get("api", {})
+    if section.get("gap"):
+        return [f"**Gap:** {section['gap']}."]
+    run = _first(results, "api")
+    r = _ok(run)
+    if not r:
+        return [f"Not measured: {_failed(run)}."]
+    return [
+        "| broker | requests | rate sent (/s) | statuses | p50 ms | p99 ms | max ms | command |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| {r.get('broker', 'n/a')} | {_n(r.get('requests'))} | {_n(r.get('achieved_send_rate_per_s'), 1)} | "
+        f"{', '.join(f'{k}: {v}' for k, v in r.get('statuses', {}).items())} | {_n(r.get('p50_ms'), 1)} | "
+        f"{_n(r.get('p99_ms'), 1)} | {_n(r.get('max_ms'), 1)} | {_cmd(run)} |",
+    ]
+
+
+def render(results: dict[str, Any]) -> str:
+    """The Markdown between the markers (without them) for a results document."""
+    if not isinstance(results, dict) or "sections" not in results or "machine" not in results:
+        raise ReadmePerfError("results must be the JSON object `python -m tools.bench` writes (with 'machine' and 'sections')")
+    m = results["machine"]
+    quick = any(s.get("quick") for s in results["sections"].values())
+    lines = [
+        f"_Generated by `python -m tools.readme_perf` from `bench/results.json`, which `{results.get('generated_by')}` "
+        f"wrote at {results.get('timestamp')} (commit {results.get('git_commit')}). Do not edit by hand; "
+        f"run `make bench` and then `python -m tools.readme_perf`._",
+        "",
+        f"Machine: {m.get('nproc')} cores, {m.get('ram_gb')} GB RAM, Python {m.get('python')}, Apache Kafka "
+        f"{m.get('kafka_version')} (single local broker). {m.get('shared', '')} Load average before / after: "
+        f"{m.get('load_before')} / {m.get('load_after')}."
+        + (" **Quick run: small sizes, not the capacity figures.**" if quick else ""),
+        "",
+        "### Goals",
+        "",
+        *_goals(results),
+        "",
+        "### Throughput",
+        "",
+        *_throughput(results),
+        "",
+        "### Latency",
+        "",
+        *_latency(results),
+        "",
+        "### Memory",
+        "",
+        *_memory(results),
+        "",
+        "### Retroactive sweep against places held",
+        "",
+        *_sweep(results),
+        "",
+        "### Checkpoint API latency",
+        "",
+        *_api(results),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def replace_section(readme: str, body: str) -> str:
+    """`readme` with the text between the markers replaced by `body`."""
+    if readme.count(BEGIN) != 1 or readme.count(END) != 1 or readme.index(BEGIN) > readme.index(END):
+        raise ReadmePerfError(f"README must hold exactly one {BEGIN!r} followed by one {END!r}")
+    head, rest = readme.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{BEGIN}\n{body}{END}{tail}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.readme_perf", description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--readme", type=Path, default=README)
+    parser.add_argument("--check", action="store_true", help="exit 1 if the README section is out of date")
+    args = parser.parse_args(argv)
+    try:
+        results = json.loads(args.results.read_text(encoding="utf-8"))
+        current = args.readme.read_text(encoding="utf-8")
+        updated = replace_section(current, render(results))
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.check:
+        if updated != current:
+            print(f"{args.readme} is out of date with {args.results}; run python -m tools.readme_perf", file=sys.stderr)
+            return 1
+        return 0
+    if updated != current:
+        args.readme.write_text(updated, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
