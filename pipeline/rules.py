@@ -186,6 +186,10 @@ def read_yaml_with_lines(text: str, source: str) -> tuple[Any, _Located]:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
         raise RulesError(f"{source}:{line}: not valid YAML: {exc.problem or exc}") from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1 if isinstance(exc.position, int) else 1
+        shown = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
+        raise RulesError(f"{source}:{line}: not valid YAML: {exc.reason} (character {shown})") from None
     except yaml.YAMLError as exc:
         raise RulesError(f"{source}: not valid YAML: {exc}") from None
     located = _Located(source)
@@ -193,6 +197,10 @@ def read_yaml_with_lines(text: str, source: str) -> tuple[Any, _Located]:
         raise RulesError(f"{source}:1: the document is empty")
     try:
         value = located.build(node, ())
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        raise RulesError(f"{source}:{line}: not valid YAML: {exc.problem or exc}") from None
     except yaml.YAMLError as exc:
         raise RulesError(f"{source}: not valid YAML: {exc}") from None
     return value, located
