@@ -40,11 +40,11 @@ class Section:
     name: str
     title: str
     commands: Callable[[bool], list[list[str]]]
-    timeout_s: float = 1800.0
+    timeout_s: float = 3600.0
 
 
 def _worker_people(quick: bool) -> str:
-    return "3000" if quick else "20000"
+    return "3000" if quick else "100000"
 
 
 SECTIONS: tuple[Section, ...] = (

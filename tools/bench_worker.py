@@ -315,7 +315,7 @@ def measure_workers(
         rss_idle = [_rss(w.pid) for w in running]
         cpu_before = [_cpu(w.pid) for w in running]
         prefill_s = asyncio.run(_prefill(bootstrap, prefix, records))
-        samples = _drain(running, len(records), person_events, timeout=900)
+        samples = _drain(running, len(records), person_events, timeout=2400)
         cpu_after = [_cpu(w.pid) for w in running]
         rss_loaded = [_rss(w.pid) for w in running]
         final = samples[-1][1]

@@ -142,7 +142,10 @@ def _latency(results: dict[str, Any]) -> list[str]:
 
 
 def _memory(results: dict[str, Any]) -> list[str]:
-    rows = ["| workers | tracked people | RSS idle → loaded (MB) | RSS growth per 100,000 people | command |",
+    rows = ["Resident memory of the worker processes before the backlog and after every person event was joined "
+            "(person table, place store for sweeps, buffers), scaled linearly to 100,000 people from the number tracked.",
+            "",
+            "| workers | tracked people | RSS idle → loaded (MB) | RSS growth per 100,000 people | command |",
             "|---|---|---|---|---|"]
     for section in ("worker_1", "worker_2"):
         run = _first(results, section)
