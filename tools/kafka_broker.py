@@ -70,6 +70,8 @@ JVM_FLAGS = (
 )
 _POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
 _MAIN_CLASS = "kafka.Kafka"
+# Brokers this process started, kept so they are reaped (not left as zombies) when stopped here.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
 class BrokerError(RuntimeError):
@@ -262,8 +264,9 @@ def _read_pid(settings: BrokerSettings) -> int | None:
 
 def _reap(pid: int) -> None:
     """Collect the exit status if the broker is our own child, so it does not linger as a zombie."""
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
+    child = _CHILDREN.get(pid)
+    if child is not None and child.poll() is not None:
+        del _CHILDREN[pid]
 
 
 def _is_our_broker(pid: int, settings: BrokerSettings) -> bool:
@@ -469,6 +472,7 @@ def _start_unlocked(settings: BrokerSettings, keep_data: bool, timeout: float) -
             start_new_session=True,
             cwd=settings.cache_dir,
         )
+    _CHILDREN[process.pid] = process
     settings.pid_file.write_text(f"{process.pid}\n")
     _wait_healthy(settings, process, started + timeout)
     log.info(
@@ -506,7 +510,10 @@ def _exited(pid: int) -> bool:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return True
-    return stat.rpartition(")")[2].split()[0] in {"Z", "X"}
+    if stat.rpartition(")")[2].split()[0] in {"Z", "X"}:
+        _reap(pid)
+        return True
+    return False
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:
