@@ -1,0 +1,581 @@
+"""Failure drills on the real Kafka broker: `python -m tools.drills [--only NAME] [--quick]` (`make drills`).
+
+Each drill runs `epiflow worker` subprocesses on a deployment of its own (a unique topic prefix, so
+its own consumer group), streams a seeded simulation through them, does something hostile mid-stream,
+and then checks the triage topics against `pipeline.evaluate` on the same input: after dropping
+repeats by `message_id`, every person's last message must carry the offline action and community.
+It prints one JSON line per drill (what it checked and its figures) and exits non-zero if any fails.
+
+Drills: kill-worker, broker-restart (on a private broker, never the shared one), poison,
+rules-publish, region-relist, slow-consumer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tools.workers import WorkerProcess, start_worker
+
+__all__ = [
+    "DRILLS",
+    "Deployment",
+    "DrillFailed",
+    "Pusher",
+    "compare",
+    "new_deployment",
+    "run_drill",
+    "triage_records",
+]
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STREAM_FILES = {"declarations": "declarations.jsonl", "checkpoint-scans": "checkpoint_scans.jsonl", "nat-results": "nat_results.jsonl"}
+
+
+class DrillFailed(AssertionError):
+    """A drill's check did not hold; the message says which and with what figures."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --------------------------------------------------------------------------- deployment
+
+
+@dataclass
+class Deployment:
+    """A throwaway deployment on one broker: its topic prefix, simulated input and worker environment."""
+
+    bootstrap: str
+    prefix: str
+    folder: Path
+    manifest: dict[str, Any]
+    partitions: int
+    session_timeout: float = 10.0
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Any:
+        from pipeline.settings import load_settings
+
+        return load_settings(
+            broker=f"kafka://{self.bootstrap}", topic_prefix=self.prefix, partitions=self.partitions,
+            regions=self.folder / "risk_regions.geojson", insecure_demo_secret=True,
+        )
+
+    @property
+    def env(self) -> dict[str, str]:
+        """EPIFLOW_* variables every worker, publisher and reader of this deployment shares."""
+        return {
+            "EPIFLOW_BROKER": f"kafka://{self.bootstrap}",
+            "EPIFLOW_TOPIC_PREFIX": self.prefix,
+            "EPIFLOW_PARTITIONS": str(self.partitions),
+            "EPIFLOW_REGIONS": str(self.folder / "risk_regions.geojson"),
+            "EPIFLOW_INSECURE_DEMO_SECRET": "true",
+            # Faust's own: how soon the group notices a dead member (default 60 s) and rebalances without it
+            "BROKER_SESSION_TIMEOUT": str(self.session_timeout),
+            "BROKER_HEARTBEAT_INTERVAL": str(max(0.5, self.session_timeout / 10)),
+        }
+
+    def topic(self, name: str) -> str:
+        return f"{self.prefix}.{name}"
+
+    def start_worker(self, name: str = "worker", web_port: int | None = None) -> WorkerProcess:
+        """A worker subprocess of this deployment; a restart passes the dead one's port to keep its log."""
+        port = web_port or free_port()
+        env = {**self.env, "EPIFLOW_DATA_DIR": str(self.folder / f"data-{port}")}
+        worker = start_worker(env, port, log_dir=self.folder / "logs", name=name)
+        self.workers.append(worker)
+        return worker
+
+    def live_workers(self) -> list[WorkerProcess]:
+        return [w for w in self.workers if w.alive]
+
+    def epiflow(self, *args: str, timeout: float = 60.0) -> str:
+        """Run an `epiflow` command against this deployment; raise DrillFailed if it fails."""
+        result = subprocess.run(
+            [sys.executable, "-m", "streams.cli", *args], cwd=REPO_ROOT, env={**os.environ, **self.env},
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )
+        if result.returncode != 0:
+            raise DrillFailed(f"epiflow {' '.join(args)} exited {result.returncode}: {result.stderr.strip()[-800:]}")
+        return result.stdout.strip()
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.terminate(timeout=20)
+
+    def cleanup(self) -> None:
+        from kafka import KafkaAdminClient
+
+        with contextlib.suppress(Exception):
+            admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10_000)
+            try:
+                ours = [t for t in admin.list_topics() if t.startswith(self.prefix + ".") or t.startswith(self.prefix + "-")]
+                if ours:
+                    admin.delete_topics(ours, timeout_ms=20_000)
+            finally:
+                admin.close()
+
+
+def new_deployment(bootstrap: str, workdir: Path, *, people: int, seed: int = 11, partitions: int = 4) -> Deployment:
+    """A fresh topic prefix and a simulation anchored at now (the workers use the wall clock)."""
+    from pipeline.simulate import write_simulation
+
+    if people < 1:
+        raise ValueError(f"people={people!r} must be at least 1")
+    prefix = f"drill{uuid.uuid4().hex[:10]}"
+    folder = Path(workdir) / prefix
+    at = datetime.now(UTC).replace(microsecond=0)
+    manifest = write_simulation(folder, seed, people, at)
+    return Deployment(bootstrap=bootstrap, prefix=prefix, folder=folder, manifest=manifest, partitions=partitions)
+
+
+def input_records(folder: Path) -> list[tuple[str, bytes]]:
+    """(kind, raw line) for every simulated input record, interleaved in the simulation's order per stream."""
+    from pipeline.evaluate import read_lines
+
+    per_kind = {kind: list(read_lines(folder / name)) for kind, name in STREAM_FILES.items()}
+    out: list[tuple[str, bytes]] = []
+    longest = max(len(v) for v in per_kind.values())
+    for i in range(longest):
+        for kind, lines in per_kind.items():
+            if i < len(lines):
+                out.append((kind, lines[i]))
+    return out
+
+
+class Pusher:
+    """Produces records to the input topics from a background thread, optionally at a fixed rate."""
+
+    def __init__(self, deployment: Deployment, records: list[tuple[str, bytes]], rate: float | None = None) -> None:
+        self.deployment = deployment
+        self.records = records
+        self.rate = rate
+        self.sent = 0
+        self.error: BaseException | None = None
+        self.started_at = 0.0
+        self.finished_at = 0.0
+        self._thread = threading.Thread(target=self._run, name="drill-pusher", daemon=True)
+
+    def start(self) -> Pusher:
+        self.started_at = time.monotonic()
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        from kafka import KafkaProducer
+
+        try:
+            producer = KafkaProducer(bootstrap_servers=self.deployment.bootstrap, linger_ms=5, acks="all",
+                                     retries=2_147_483_647, max_block_ms=120_000)
+            try:
+                for n, (kind, raw) in enumerate(self.records, 1):
+                    producer.send(self.deployment.topic(kind), value=raw)
+                    self.sent = n
+                    if self.rate:
+                        lag = self.started_at + n / self.rate - time.monotonic()
+                        if lag > 0:
+                            time.sleep(lag)
+                producer.flush(timeout=120)
+            finally:
+                producer.close(timeout=30)
+        except BaseException as exc:  # reported by join()
+            self.error = exc
+        self.finished_at = time.monotonic()
+
+    def join(self, timeout: float = 300.0) -> int:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise DrillFailed(f"input producer still running after {timeout:.0f} s ({self.sent} sent)")
+        if self.error is not None:
+            raise DrillFailed(f"input producer failed after {self.sent} records: {self.error!r}")
+        return self.sent
+
+
+# --------------------------------------------------------------------------- reading topics
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    value: bytes | None
+    key: bytes | None = None
+
+
+def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Message]:
+    """Every record of a topic, from the beginning to the end offsets at the time of the call."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in partitions]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        out: list[Message] = []
+        deadline = time.monotonic() + timeout
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            if time.monotonic() > deadline:
+                raise DrillFailed(f"reading {topic} did not reach its end offsets within {timeout:.0f} s")
+            for messages in consumer.poll(timeout_ms=300).values():
+                out.extend(Message(m.topic, m.partition, m.offset, m.timestamp, m.value, m.key) for m in messages)
+        return out
+    finally:
+        consumer.close()
+
+
+def list_topics(bootstrap: str, prefix: str) -> list[str]:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        return sorted(t for t in consumer.topics() if t.startswith(prefix))
+    finally:
+        consumer.close()
+
+
+def triage_records(deployment: Deployment) -> list[Message]:
+    """Every record on the community and `unassigned` triage topics (street queues excluded)."""
+    out: list[Message] = []
+    for topic in list_topics(deployment.bootstrap, deployment.topic("triage.")):
+        if topic.startswith(deployment.topic("triage.street.")):
+            continue
+        out.extend(read_topic(deployment.bootstrap, topic))
+    return out
+
+
+# --------------------------------------------------------------------------- expected vs delivered
+
+
+def offline(deployment: Deployment, at: datetime, rules_path: Path | None = None) -> dict[str, tuple[str, str]]:
+    """person_key → (action, community) as `epiflow evaluate` decides on the same input at `at`."""
+    from geo.communities import CommunityIndex
+    from geo.load import load_communities, load_regions
+    from geo.regions import RiskIndex
+    from pipeline.evaluate import evaluate_lines, read_lines
+    from pipeline.rules import load_rules
+
+    settings = deployment.settings
+    evaluation = evaluate_lines(
+        read_lines(deployment.folder / "events.jsonl"),
+        rules=load_rules(rules_path or settings.path(settings.rules)),
+        regions=RiskIndex(load_regions(deployment.folder / "risk_regions.geojson")),
+        communities=CommunityIndex(load_communities(settings.path(settings.communities))),
+        at=at,
+        secret=settings.secret_bytes,
+    )
+    return {v.person_key: (v.action, v.community) for v in evaluation.verdicts}
+
+
+def compare(
+    records: list[Message], expected_early: dict[str, tuple[str, str]], expected_late: dict[str, tuple[str, str]]
+) -> dict[str, Any]:
+    """Figures of delivered triage messages against offline verdicts at the start and end of processing.
+
+    A person passes when their last message (by broker time, then offset; repeats dropped by
+    `message_id`) carries the offline action and community at either moment — the worker reads the
+    wall clock, so a verdict that changes in between may legitimately be either. Those are counted.
+    """
+    unique: dict[str, Message] = {}
+    last: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {}
+    for record in records:
+        message = orjson.loads(record.value)
+        unique.setdefault(message["message_id"], record)
+        order = (record.timestamp, record.offset)
+        key = message["person_key"]
+        if key not in last or order > last[key][0]:
+            last[key] = (order, message)
+    missing: list[tuple[str, Any, Any]] = []
+    unexpected: list[tuple[str, Any, Any]] = []
+    time_sensitive = 0
+    for person, late in expected_late.items():
+        early = expected_early.get(person, late)
+        if early != late:
+            time_sensitive += 1
+        got = last.get(person)
+        live = (got[1]["action"], got[1]["community"]) if got else ("clear", None)
+        options = {early, late}
+        if live in options or (live[0] == "clear" and any(o[0] == "clear" for o in options)):
+            continue
+        entry = (got[1]["masked_id"] if got else person[:12], sorted(options), live)
+        (missing if late[0] != "clear" else unexpected).append(entry)
+    strangers = [p for p in last if p not in expected_late]
+    expected = sum(1 for action, _ in expected_late.values() if action != "clear")
+    return {
+        "expected": expected,
+        "delivered": sum(1 for _, m in last.values() if m["action"] != "clear"),
+        "messages": len(records),
+        "unique_messages": len(unique),
+        "duplicates": len(records) - len(unique),
+        "missing": len(missing),
+        "unexpected": len(unexpected) + len(strangers),
+        "time_sensitive": time_sensitive,
+        "examples": (missing + unexpected)[:5],
+    }
+
+
+def topic_accounting(deployment: Deployment, sent: int) -> dict[str, Any]:
+    """inputs = forwarded + dead-lettered from the topics: distinct dead letters and distinct forwarded events."""
+    dead = read_topic(deployment.bootstrap, deployment.topic("dead-letters"))
+    letters = {}
+    for record in dead:
+        letter = orjson.loads(record.value)
+        letters[(letter["source_topic"], letter["partition"], letter["offset"])] = letter
+    inputs = sum(len(read_topic(deployment.bootstrap, deployment.topic(k))) for k in STREAM_FILES)
+    forwarded_ids: set[tuple[str, str]] = set()
+    for record in read_topic(deployment.bootstrap, deployment.topic("person-events")):
+        event = orjson.loads(record.value) if record.value else {}
+        if "event_id" in event:  # sweep re-evaluation requests carry no event
+            forwarded_ids.add((event["person_key"], event["event_id"]))
+    return {
+        "sent": sent,
+        "inputs": inputs,
+        "dead_lettered": len(letters),
+        "dead_letters_without_reason": sum(1 for letter in letters.values() if not letter.get("reason")),
+        "forwarded_events": len(forwarded_ids),
+    }
+
+
+def status_accounting(workers: list[WorkerProcess]) -> dict[str, int]:
+    """Summed /api/status counts of the running workers (each restart starts its counts at zero)."""
+    total: dict[str, int] = {}
+    for worker in workers:
+        for key, value in worker.counts().items():
+            total[key] = total.get(key, 0) + value
+    return total
+
+
+def wait_drained(deployment: Deployment, sent: int, timeout: float, quiet_s: float = 3.0) -> float:
+    """Wait until the workers' group has consumed every input and person event and nothing moved for `quiet_s`.
+
+    Uses committed offsets of the consumer group (`<prefix>-worker`) against end offsets, so it holds
+    across worker restarts. Returns the monotonic time the pipeline went quiet.
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    group = f"{deployment.prefix}-worker"
+    watched = [deployment.topic(k) for k in STREAM_FILES] + [deployment.topic("person-events")]
+    ends_reader = KafkaConsumer(bootstrap_servers=deployment.bootstrap, group_id=None, enable_auto_commit=False)
+    offsets_reader = KafkaConsumer(bootstrap_servers=deployment.bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        deadline = time.monotonic() + timeout
+        last_seen: tuple[Any, ...] | None = None
+        quiet_since = time.monotonic()
+        behind, inputs_end = -1, 0
+        while True:
+            try:
+                tps = [TopicPartition(t, p) for t in watched for p in (ends_reader.partitions_for_topic(t) or ())]
+                ends = ends_reader.end_offsets(tps)
+                committed = {tp: offsets_reader.committed(tp) or 0 for tp in tps}
+                inputs_end = sum(v for tp, v in ends.items() if tp.topic != deployment.topic("person-events"))
+                behind = sum(max(0, end - committed[tp]) for tp, end in ends.items())
+            except Exception as exc:  # the broker may be restarting
+                log.info("offsets not readable yet: %r", exc)
+                tps, ends = [], {}
+            snapshot = (tuple(sorted((str(k), v) for k, v in ends.items())), behind)
+            now = time.monotonic()
+            if snapshot != last_seen:
+                last_seen, quiet_since = snapshot, now
+            if tps and inputs_end >= sent and behind == 0 and now - quiet_since >= quiet_s:
+                return quiet_since
+            if now > deadline:
+                raise DrillFailed(f"pipeline not drained after {timeout:.0f} s: {behind} records behind, "
+                                  f"{inputs_end} of {sent} inputs on the topics")
+            time.sleep(0.5)
+    finally:
+        ends_reader.close()
+        offsets_reader.close()
+
+
+# --------------------------------------------------------------------------- drills
+
+
+@dataclass
+class DrillContext:
+    bootstrap: str
+    workdir: Path
+    quick: bool
+
+
+def _checked(result: dict[str, Any], figures: dict[str, Any]) -> None:
+    """Common checks: nothing missing or unexpected, accounting holds on the topics and in /api/status."""
+    result["figures"].update(figures)
+    problems = []
+    if figures["missing"]:
+        problems.append(f"{figures['missing']} expected triage message(s) missing, e.g. {figures['examples'][:3]}")
+    if figures["unexpected"]:
+        problems.append(f"{figures['unexpected']} person(s) with a triage state offline does not give, e.g. {figures['examples'][:3]}")
+    acct = figures.get("accounting", {})
+    if acct and acct["inputs"] != acct["sent"]:
+        problems.append(f"{acct['sent']} inputs sent but {acct['inputs']} on the input topics")
+    if acct and acct["dead_letters_without_reason"]:
+        problems.append(f"{acct['dead_letters_without_reason']} dead letter(s) without a reason")
+    if acct and acct.get("expected_dead_lettered") is not None and acct["dead_lettered"] != acct["expected_dead_lettered"]:
+        problems.append(f"{acct['dead_lettered']} distinct dead letters, expected {acct['expected_dead_lettered']}")
+    if acct and acct.get("expected_forwarded_events") is not None and acct["forwarded_events"] != acct["expected_forwarded_events"]:
+        problems.append(f"{acct['forwarded_events']} distinct person events forwarded, expected {acct['expected_forwarded_events']}")
+    status = figures.get("status_counts", {})
+    if status and status.get("inputs", 0) != status.get("forwarded", 0) + status.get("dead_lettered", 0):
+        problems.append(f"/api/status: inputs {status.get('inputs')} != forwarded {status.get('forwarded')} + "
+                        f"dead_lettered {status.get('dead_lettered')}")
+    if problems:
+        raise DrillFailed("; ".join(problems))
+
+
+def _offline_counts(deployment: Deployment, at: datetime) -> dict[str, int]:
+    """How many records offline ingest rejects and how many person events it forwards, as of `at`."""
+    from datetime import timedelta
+
+    from pipeline.evaluate import Evaluation, build_states, read_lines
+    from pipeline.rules import load_rules
+
+    settings = deployment.settings
+    rules = load_rules(settings.path(settings.rules))
+    ev = Evaluation([])
+    build_states(read_lines(deployment.folder / "events.jsonl"), lookback=timedelta(seconds=rules.windows.lookback),
+                 horizon=rules.horizon, secret=settings.secret_bytes, at=at, evaluation=ev)
+    return {"records": ev.records, "rejected": ev.invalid, "person_events": ev.person_events}
+
+
+def finish(
+    deployment: Deployment, pusher: Pusher, t0: datetime, timeout: float, *, extra_dead_letters: int = 0
+) -> dict[str, Any]:
+    """Wait for the end of the stream, then gather every figure the common checks need."""
+    sent = pusher.join(timeout)
+    quiet = wait_drained(deployment, sent, timeout)
+    t1 = datetime.now(UTC)
+    figures = compare(triage_records(deployment), offline(deployment, t0), offline(deployment, t1))
+    counts = _offline_counts(deployment, t1)
+    acct = topic_accounting(deployment, sent)
+    acct["expected_dead_lettered"] = counts["rejected"] + extra_dead_letters
+    acct["expected_forwarded_events"] = counts["person_events"]
+    figures["accounting"] = acct
+    figures["status_counts"] = status_accounting(deployment.live_workers())
+    figures["stream_s"] = round(quiet - pusher.started_at, 2)
+    return figures
+
+
+DrillFn = Callable[[DrillContext, dict[str, Any]], None]
+
+
+def drill_kill_worker(ctx: DrillContext, result: dict[str, Any]) -> None:
+    """Two workers; SIGKILL one when the group has consumed about a third of the input; restart it."""
+    deployment = new_deployment(ctx.bootstrap, ctx.workdir, people=4000 if ctx.quick else 12000)
+    try:
+        first, second = deployment.start_worker("a"), deployment.start_worker("b")
+        first.wait_ready(90, min_regions=1)
+        second.wait_ready(90, min_regions=1)
+        records = input_records(deployment.folder)
+        t0 = datetime.now(UTC)
+        pusher = Pusher(deployment, records).start()
+        target = len(records) // 3
+        first.wait_for(lambda s: s["counts"]["inputs"] + (second.counts().get("inputs", 0)) >= target, 120,
+                       f"{target} inputs consumed")
+        at_kill = first.counts().get("inputs", 0) + second.counts().get("inputs", 0)
+        first.kill()
+        killed_at = time.monotonic()
+        restarted = deployment.start_worker("a-restarted", first.web_port)
+        restarted.wait_ready(90, min_regions=1)
+        ready_at = time.monotonic()
+        figures = finish(deployment, pusher, t0, 300)
+        figures.update(killed_after_inputs=at_kill, of_inputs=len(records), recovery_s=round(ready_at - killed_at, 2))
+        _checked(result, figures)
+        if not at_kill < len(records):
+            raise DrillFailed(f"the kill landed after the stream ({at_kill} of {len(records)} inputs consumed)")
+    finally:
+        deployment.stop()
+        deployment.cleanup()
+
+
+DRILLS: dict[str, tuple[DrillFn, bool]] = {
+    "kill-worker": (drill_kill_worker, True),
+}
+
+
+def run_drill(name: str, ctx: DrillContext) -> dict[str, Any]:
+    """Run one drill; its result dict has `drill`, `ok`, `checked`, `figures` and, on failure, `error`."""
+    fn, _ = DRILLS[name]
+    result: dict[str, Any] = {"drill": name, "ok": False, "checked": (fn.__doc__ or "").strip(), "figures": {}}
+    started = time.monotonic()
+    try:
+        fn(ctx, result)
+        result["ok"] = True
+    except DrillFailed as exc:
+        result["error"] = str(exc)
+    except Exception as exc:
+        result["error"] = f"{type(exc).__name__}: {exc}"
+        result["traceback"] = traceback.format_exc()[-2000:]
+    result["seconds"] = round(time.monotonic() - started, 1)
+    return result
+
+
+@contextlib.contextmanager
+def _broker(external: str | None) -> Iterator[str]:
+    if external:
+        yield external
+        return
+    from tools.kafka_broker import shared_broker
+
+    with shared_broker() as bootstrap:
+        yield bootstrap
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.drills", description=__doc__.splitlines()[0])
+    parser.add_argument("--only", action="append", choices=sorted(DRILLS), help="run only this drill (repeatable)")
+    parser.add_argument("--quick", action="store_true", help="smaller simulations (what the test suite runs)")
+    parser.add_argument("--broker", default=os.environ.get("EPIFLOW_TEST_BROKER"), help="host:port of a running broker")
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (simulations, worker logs)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    names = args.only or list(DRILLS)
+    workdir = Path(tempfile.mkdtemp(prefix="epiflow-drills-"))
+    failed = 0
+    try:
+        with _broker(args.broker) as bootstrap:
+            ctx = DrillContext(bootstrap=bootstrap, workdir=workdir, quick=args.quick)
+            for name in names:
+                result = run_drill(name, ctx)
+                failed += not result["ok"]
+                print(orjson.dumps(result, default=str).decode(), flush=True)
+    finally:
+        if args.keep:
+            print(f"work dir kept: {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
