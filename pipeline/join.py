@@ -1,21 +1,52 @@
-"""The per-event join: fold an event into a person's state, evaluate, and decide whether to route.
+"""The join: fold events into people's states, evaluate, and decide whether to route.
 
-One pure function the streaming join agent calls per person event (and, with no event, for the
-re-evaluation a retroactive sweep asks for), so the agent holds no rule logic.
+Pure functions the streaming join agent calls — per event (`step`) or per batch (`step_many`, one
+vectorised risk lookup for everybody in the batch) — so the agent holds no rule logic. With no
+event, a person is re-evaluated as is (what a retroactive sweep asks for).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from geo.communities import CommunityIndex
 from geo.regions import RiskIndex
 from pipeline.events import PersonEvent, TriageMessage
 from pipeline.rules import Rules
-from pipeline.state import PersonState, apply
-from pipeline.triage import Verdict, evaluate, remember, route
+from pipeline.state import PersonState, apply_many
+from pipeline.triage import Verdict, evaluate_many, remember, route
 
-__all__ = ["step"]
+__all__ = ["Outcome", "step", "step_many"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One person's result of a batch: state before and after, the verdict, and the message if any."""
+
+    before: PersonState
+    after: PersonState
+    verdict: Verdict
+    message: TriageMessage | None
+    events: tuple[PersonEvent, ...]
+
+
+def step_many(
+    batch: Sequence[tuple[PersonState, Sequence[PersonEvent]]],
+    rules: Rules,
+    regions: RiskIndex,
+    communities: CommunityIndex,
+    now: datetime,
+) -> list[Outcome]:
+    """For each (state, events of that person): fold, evaluate once, route once; aligned with `batch`."""
+    folded = [apply_many(state, events, horizon=rules.horizon) if events else state for state, events in batch]
+    verdicts = evaluate_many(folded, rules, regions, communities, now)
+    outcomes = []
+    for (before, events), state, verdict in zip(batch, folded, verdicts, strict=True):
+        message = route(state.last, verdict)
+        outcomes.append(Outcome(before, remember(state, message), verdict, message, tuple(events)))
+    return outcomes
 
 
 def step(
@@ -26,8 +57,6 @@ def step(
     communities: CommunityIndex,
     now: datetime,
 ) -> tuple[PersonState, Verdict, TriageMessage | None]:
-    """(new state, verdict, message or None): the message only when the action changed."""
-    new = state if event is None else apply(state, event, horizon=rules.horizon)
-    verdict = evaluate(new, rules, regions, communities, now)
-    message = route(new.last, verdict)
-    return remember(new, message), verdict, message
+    """(new state, verdict, message or None) for one event: the message only when something changed."""
+    outcome = step_many([(state, [] if event is None else [event])], rules, regions, communities, now)[0]
+    return outcome.after, outcome.verdict, outcome.message

@@ -10,7 +10,7 @@ import asyncio
 import base64
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,10 +19,10 @@ import faust
 import orjson
 
 from pipeline.cases import Case, apply_case_event, escalate, open_case, overdue, update_from_message
-from pipeline.errors import PipelineError, RejectedEvent
+from pipeline.errors import RejectedEvent
 from pipeline.events import CaseEvent, DeadLetter, PersonEvent, TriageMessage
 from pipeline.ingest import ingest
-from pipeline.join import step
+from pipeline.join import step_many
 from pipeline.state import PersonState, new_state, state_from_bytes, state_to_bytes
 from streams.control import control_log_for
 from streams.runtime import RegionChange, Runtime, utc_now
@@ -33,6 +33,9 @@ __all__ = ["Agents", "register_agents"]
 log = logging.getLogger(__name__)
 
 REEVALUATE = "epiflow-reevaluate"
+#: Person events joined per batch, and the longest a partial batch waits (seconds): one risk lookup per batch.
+JOIN_BATCH = 256
+JOIN_WITHIN = 0.005
 _PAYLOAD_LIMIT = 64 * 1024
 
 
@@ -72,6 +75,8 @@ class Agents:
     waiters: dict[str, list[Callable[[PersonEvent, Any], None]]] = field(default_factory=dict)
     control_ready: asyncio.Event = field(default_factory=asyncio.Event)
     regions_loaded: bool = False
+    queues_declared: bool = False
+    awaiting: dict[str, Case] = field(default_factory=dict)
     _escalating: set[str] = field(default_factory=set)
 
     async def dead_letter(self, message: Any, reason: str, detail: str) -> None:
@@ -113,35 +118,51 @@ class Agents:
         raw = self.persons.get(key)
         return state_from_bytes(raw) if raw else new_state(key.decode())
 
-    async def join_one(self, key: bytes, value: bytes, headers: Any) -> None:
-        """Fold a person event into the person table, evaluate, and route a change to its community."""
+    async def join_batch(self, events: Sequence[Any]) -> None:
+        """Fold a batch of person events into the person table, evaluate everybody once, route changes."""
         rt = self.runtime
         if rt.rules is None:
             await self.control_ready.wait()
         now = rt.clock()
-        state = self._state(key)
-        event = None
-        if not _is_reevaluation(headers):
-            event = PersonEvent.model_validate_json(value)
-        new, verdict, message = step(state, event, rt.rules, rt.regions, rt.communities, now)
-        if event is not None:
-            _remember_places(rt, state, new)
-        if new is not state:
-            self.persons[key] = state_to_bytes(new)
-        if message is not None:
-            await (await self.topics.triage(message.community)).send(key=key, value=message.model_dump_json().encode())
-            rt.metrics.verdicts.labels(action=message.action).inc()
-            self.counts["flagged"] += 1
-            await self.topics.cases.send(key=message.case_id.encode(), value=message.model_dump_json().encode())
-            latency = (utc_now() - event.ingested_at).total_seconds() if event is not None else 0.0
-            if event is not None:
-                rt.metrics.latency.observe(latency)
-            for listener in self.listeners:
-                listener(message, latency)
-        self.counts["joined"] += 1
-        if event is not None:
-            for waiter in self.waiters.pop(f"{event.event_id}/{key.decode()}", ()):
-                waiter(event, verdict)
+        grouped: dict[bytes, tuple[PersonState, list[PersonEvent]]] = {}
+        for event in events:
+            key = event.key
+            entry = grouped.get(key)
+            if entry is None:
+                entry = grouped[key] = (self._state(key), [])
+            if not _is_reevaluation(event.headers):
+                try:
+                    entry[1].append(PersonEvent.model_validate_json(event.value))
+                except ValueError:
+                    log.error("join refused topic=%s partition=%s offset=%s reason=invalid_person_event",
+                              event.message.topic, event.message.partition, event.message.offset)
+        outcomes = step_many(list(grouped.values()), rt.rules, rt.regions, rt.communities, now)
+        wall = utc_now()
+        for key, outcome in zip(grouped, outcomes, strict=True):
+            if outcome.events:
+                _remember_places(rt, outcome.before, outcome.after)
+            if outcome.after is not outcome.before:
+                self.persons[key] = state_to_bytes(outcome.after)
+            message = outcome.message
+            if message is not None:
+                await self._send_triage(key, message, outcome.events, wall)
+            for person_event in outcome.events:
+                for waiter in self.waiters.pop(f"{person_event.event_id}/{key.decode()}", ()):
+                    waiter(person_event, outcome.verdict)
+        self.counts["joined"] += len(events)
+
+    async def _send_triage(self, key: bytes, message: TriageMessage, events: tuple[PersonEvent, ...], wall: datetime) -> None:
+        rt = self.runtime
+        body = message.model_dump_json().encode()
+        await (await self.topics.triage(message.community)).send(key=key, value=body)
+        await self.topics.cases.send(key=message.case_id.encode(), value=body)
+        rt.metrics.verdicts.labels(action=message.action).inc()
+        self.counts["flagged"] += 1
+        latency = (wall - min(e.ingested_at for e in events)).total_seconds() if events else 0.0
+        if events:
+            rt.metrics.latency.observe(latency)
+        for listener in self.listeners:
+            listener(message, latency)
 
     async def case_one(self, topic: str, key: bytes, value: bytes) -> None:
         """Open a case from a triage message, or apply an accept / resolve / escalate event to it."""
@@ -151,9 +172,9 @@ class Agents:
             raw = self.cases.get(key)
             if raw is not None:
                 case, _ = read_case(raw)
-                self.cases[key] = case_record(update_from_message(case, message), message)
+                self._put_case(update_from_message(case, message), message)
             elif message.action != "clear":
-                self.cases[key] = case_record(open_case(message, rt.communities.street_of(message.community)), message)
+                self._put_case(open_case(message, rt.communities.street_of(message.community)), message)
                 rt.metrics.cases_opened.labels(action=message.action).inc()
             return
         event = CaseEvent.model_validate_json(value)
@@ -165,7 +186,7 @@ class Agents:
         updated = apply_case_event(case, event)
         if updated == case:
             return
-        self.cases[event.case_id.encode()] = case_record(updated, message)
+        self._put_case(updated, message)
         rt.metrics.case_events.labels(kind=event.kind).inc()
         if event.kind == "escalated":
             rt.metrics.cases_overdue.inc()
@@ -174,10 +195,21 @@ class Agents:
                 key=updated.person_key.encode(), value=_escalation_body(updated, message, event)
             )
 
+    def _put_case(self, case: Case, message: TriageMessage | dict[str, Any]) -> None:
+        self.cases[case.case_id.encode()] = case_record(case, message)
+        self._track(case)
+
+    def _track(self, case: Case) -> None:
+        """Keep the in-memory list of cases still waiting to be accepted (what the escalation timer scans)."""
+        if case.accepted_at is None and case.escalated_at is None and case.is_open and case.action != "clear":
+            self.awaiting[case.case_id] = case
+        else:
+            self.awaiting.pop(case.case_id, None)
+
     async def escalate_overdue(self) -> None:
         """Send an `escalated` case event for every local case not accepted by its due time."""
         now = self.runtime.clock()
-        for case in overdue([case for case, _ in self.local_cases()], now):
+        for case in overdue(list(self.awaiting.values()), now):
             if case.case_id in self._escalating:
                 continue
             self._escalating.add(case.case_id)
@@ -238,15 +270,13 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
 
     @app.agent(topics.person_events, name="join")
     async def join(stream: Any) -> None:
-        async for event in stream.events():
+        async for events in stream.take_events(JOIN_BATCH, within=JOIN_WITHIN):
             try:
-                await agents.join_one(event.key, event.value, event.headers)
-            except (PipelineError, ValueError) as exc:
-                log.error("join refused topic=%s partition=%s offset=%s reason=%s", event.message.topic,
-                          event.message.partition, event.message.offset, type(exc).__name__)
+                await agents.join_batch(events)
             except Exception:
-                log.exception("join failed topic=%s partition=%s offset=%s", event.message.topic,
-                              event.message.partition, event.message.offset)
+                first = events[0].message
+                log.exception("join failed topic=%s partition=%s offset=%s batch=%d", first.topic,
+                              first.partition, first.offset, len(events))
 
     case_channel = app.topic(topics.cases.get_topic_name(), topics.case_events.get_topic_name(), key_type=bytes,
                              value_type=bytes, key_serializer="raw", value_serializer="raw",
@@ -269,12 +299,21 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
             log.exception("escalation timer failed")
 
     @app.task
+    async def declare_queues() -> None:
+        await _declare_queues(agents)
+
+    @app.task
     async def rules_control() -> None:
         await _follow_rules(agents)
 
     @app.task
     async def regions_control() -> None:
         await _follow_regions(agents)
+
+    @cases.on_recover
+    async def rebuild_awaiting() -> None:
+        for case, _ in agents.local_cases():
+            agents._track(case)
 
     @persons.on_recover
     async def rebuild_places() -> None:
@@ -286,8 +325,12 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
 
 
 def _raw_table(app: faust.App, name: str, partitions: int) -> Any:
-    """A table of bytes → bytes; we encode values ourselves (compact orjson), so the changelog is raw."""
-    table = app.Table(name, default=None, key_type=bytes, value_type=bytes, partitions=partitions)
+    """A table of bytes → bytes; we encode values ourselves (compact orjson), so the changelog is raw.
+
+    `use_partitioner`: changelog partitions come from the key (as person-events' do), so batched joins
+    (`take_events`) write each key to its own partition whatever event is current.
+    """
+    table = app.Table(name, default=None, key_type=bytes, value_type=bytes, partitions=partitions, use_partitioner=True)
     table.key_serializer = "raw"
     table.value_serializer = "raw"
     return table
@@ -349,9 +392,23 @@ async def _follow_rules(agents: Agents) -> None:
 
 
 def _mark_ready(agents: Agents) -> None:
-    """Agents start work once the first valid rules and the full region set are in place."""
-    if agents.runtime.rules is not None and agents.regions_loaded:
+    """Agents start work once the first valid rules, the full region set and the queue topics are in place."""
+    if agents.runtime.rules is not None and agents.regions_loaded and agents.queues_declared:
         agents.control_ready.set()
+
+
+async def _declare_queues(agents: Agents) -> None:
+    """Create every community's and street's triage topic up front (concurrently), not on the hot path."""
+    rt = agents.runtime
+    communities = list(rt.communities)
+    declarations = [agents.topics.triage(c.code) for c in communities] + [agents.topics.triage("unassigned")]
+    declarations += [agents.topics.street(street) for street in sorted({c.street for c in communities if c.street})]
+    declarations.append(agents.topics.street("unassigned"))
+    for start in range(0, len(declarations), 50):
+        await asyncio.gather(*declarations[start:start + 50])
+    agents.queues_declared = True
+    log.info("queue topics declared count=%d", len(declarations))
+    _mark_ready(agents)
 
 
 async def _follow_regions(agents: Agents) -> None:

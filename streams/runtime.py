@@ -56,6 +56,7 @@ class Runtime:
     places: PlaceStore = field(default_factory=PlaceStore)
     refusals: list[dict[str, str]] = field(default_factory=list)
     clock: Callable[[], datetime] = utc_now
+    _region_records: dict[str, bytes] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings, metrics: Metrics | None = None) -> Runtime:
@@ -93,9 +94,12 @@ class Runtime:
         return True
 
     def apply_region_record(self, key: bytes | None, raw: bytes | None) -> RegionChange | None:
-        """Upsert a GeoJSON Feature, or remove the region on a tombstone; None when refused."""
+        """Upsert a GeoJSON Feature, or remove the region on a tombstone; None when refused or unchanged."""
         region_id = key.decode("utf-8", "replace") if key else ""
+        if raw is not None and self._region_records.get(region_id) == raw:
+            return None
         if raw is None:
+            self._region_records.pop(region_id, None)
             if region_id and region_id in self.regions:
                 self.regions.remove(region_id)
             self.metrics.regions_active.set(len(self.regions))
@@ -107,6 +111,7 @@ class Runtime:
             return None
         previous = self.regions.get(region.id)
         self.regions.upsert(region)
+        self._region_records[region_id] = raw
         self.metrics.regions_active.set(len(self.regions))
         raised = previous is None or LEVEL_CODE[region.level] > LEVEL_CODE[previous.level] or (
             region.effective_from < previous.effective_from
@@ -119,11 +124,13 @@ class Runtime:
         for key, value in records:
             latest[key] = value
         regions: list[Region] = []
+        self._region_records = {}
         for key, value in latest.items():
             if value is None:
                 continue
             try:
                 regions.append(region_from_feature(orjson.loads(value)))
+                self._region_records[(key or b"").decode("utf-8", "replace")] = value
             except (GeoError, orjson.JSONDecodeError, ValueError, TypeError, KeyError) as exc:
                 self._refuse("region", "invalid", f"risk-regions record {key!r}: {exc}")
         self.regions = RiskIndex(regions)
