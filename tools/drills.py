@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -194,7 +195,8 @@ class Pusher:
                                      retries=2_147_483_647, max_block_ms=120_000)
             try:
                 for n, (kind, raw) in enumerate(self.records, 1):
-                    producer.send(self.deployment.topic(kind), value=raw)
+                    # a null value (tombstone) needs a key: kafka-python refuses a record with neither
+                    producer.send(self.deployment.topic(kind), key=None if raw is not None else b"drill-null", value=raw)
                     self.sent = n
                     if self.rate:
                         lag = self.started_at + n / self.rate - time.monotonic()
@@ -492,9 +494,7 @@ def drill_kill_worker(ctx: DrillContext, result: dict[str, Any]) -> None:
     """Two workers; SIGKILL one when the group has consumed about a third of the input; restart it."""
     deployment = new_deployment(ctx.bootstrap, ctx.workdir, people=4000 if ctx.quick else 12000)
     try:
-        first, second = deployment.start_worker("a"), deployment.start_worker("b")
-        first.wait_ready(90, min_regions=1)
-        second.wait_ready(90, min_regions=1)
+        first, second = _two_workers(deployment)
         records = input_records(deployment.folder)
         t0 = datetime.now(UTC)
         pusher = Pusher(deployment, records).start()
@@ -517,8 +517,316 @@ def drill_kill_worker(ctx: DrillContext, result: dict[str, Any]) -> None:
         deployment.cleanup()
 
 
+def _two_workers(deployment: Deployment) -> tuple[WorkerProcess, WorkerProcess]:
+    first, second = deployment.start_worker("a"), deployment.start_worker("b")
+    first.wait_ready(90, min_regions=1)
+    second.wait_ready(90, min_regions=1)
+    return first, second
+
+
+def _consumed(workers: list[WorkerProcess]) -> int:
+    return sum(w.counts().get("inputs", 0) for w in workers if w.alive)
+
+
+def _wait_consumed(workers: list[WorkerProcess], target: int, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while (done := _consumed(workers)) < target:
+        if time.monotonic() > deadline:
+            raise DrillFailed(f"only {done} of {target} inputs consumed after {timeout:.0f} s")
+        time.sleep(0.2)
+    return done
+
+
+def drill_poison(ctx: DrillContext, result: dict[str, Any]) -> None:
+    """Poisoned records in each input topic mid-stream (broken JSON, invalid UTF-8, null value, 512 KiB,
+    deep nesting, wrong types, NaN/1e308 coordinates): each becomes a dead letter with a reason and its
+    source topic; the workers stay up and every expected triage message arrives."""
+    deployment = new_deployment(ctx.bootstrap, ctx.workdir, people=2500 if ctx.quick else 10000)
+    try:
+        workers = list(_two_workers(deployment))
+        records = input_records(deployment.folder)
+        poison = _poison_records()
+        middle = len(records) // 2
+        mixed = records[:middle] + [(kind, raw) for kind in STREAM_FILES for raw in poison] + records[middle:]
+        t0 = datetime.now(UTC)
+        pusher = Pusher(deployment, mixed).start()
+        per_topic = len(poison)
+        figures = finish(deployment, pusher, t0, 300, extra_dead_letters=per_topic * len(STREAM_FILES))
+        letters = [orjson.loads(r.value) for r in read_topic(deployment.bootstrap, deployment.topic("dead-letters"))]
+        poisoned = {kind: sum(1 for letter in letters if letter["source_topic"] == deployment.topic(kind)
+                              and letter["reason"] != "" and _is_poison(letter)) for kind in STREAM_FILES}
+        figures.update(poison_per_topic=per_topic, poison_dead_lettered=poisoned,
+                       workers_alive=sum(w.alive for w in workers))
+        _checked(result, figures)
+        if any(n < per_topic for n in poisoned.values()):
+            raise DrillFailed(f"poisoned records dead-lettered per topic {poisoned}, expected {per_topic} each")
+        if not all(w.alive for w in workers):
+            raise DrillFailed("a worker exited after the poisoned records")
+    finally:
+        deployment.stop()
+        deployment.cleanup()
+
+
+_POISON_MARK = "drill-poison"
+
+
+def _poison_records() -> list[bytes | None]:
+    deep = b"[" * 5000 + b"]" * 5000
+    return [
+        b'{"drill-poison": ',
+        b"\xff\xfe drill-poison \xc3\x28",
+        None,
+        b'{"kind": "drill-poison", "pad": "' + b"x" * (512 * 1024) + b'"}',
+        deep,
+        b'{"kind": 7, "drill-poison": [1, 2], "id_number": {"a": null}}',
+        b'{"kind": "declaration", "drill-poison": 1, "lon": NaN, "lat": 1e308}',
+    ]
+
+
+def _is_poison(letter: dict[str, Any]) -> bool:
+    payload = letter.get("payload") or ""
+    if letter.get("payload_encoding") == "base64":
+        import base64
+
+        return _POISON_MARK.encode() in base64.b64decode(payload)
+    return _POISON_MARK in payload or payload == "" or payload.startswith("[[[[")
+
+
+def drill_rules_publish(ctx: DrillContext, result: dict[str, Any]) -> None:
+    """`epiflow rules publish` of a new version while events stream in: every worker switches to it,
+    messages after the switch carry it, and every expected triage message arrives."""
+    deployment = new_deployment(ctx.bootstrap, ctx.workdir, people=2500 if ctx.quick else 10000)
+    try:
+        workers = list(_two_workers(deployment))
+        records = input_records(deployment.folder)
+        rules_text = deployment.settings.path(deployment.settings.rules).read_text(encoding="utf-8")
+        old_version = workers[0].status()["rules_version"]
+        new_version = f"{old_version}-drill"
+        new_rules = deployment.folder / "rules.yaml"
+        new_rules.write_text(rules_text.replace(f'version: "{old_version}"', f'version: "{new_version}"'), encoding="utf-8")
+        t0 = datetime.now(UTC)
+        pusher = Pusher(deployment, records, rate=len(records) / (8 if ctx.quick else 20)).start()
+        _wait_consumed(workers, len(records) // 3, 120)
+        published = time.monotonic()
+        deployment.epiflow("rules", "publish", str(new_rules))
+        for worker in workers:
+            worker.wait_for(lambda s: s["rules_version"] == new_version, 30, f"rules version {new_version}")
+        switched = time.monotonic() - published
+        consumed_at_switch = _consumed(workers)
+        figures = finish(deployment, pusher, t0, 300)
+        versions: dict[str, int] = {}
+        for record in triage_records(deployment):
+            version = orjson.loads(record.value)["rules_version"]
+            versions[version] = versions.get(version, 0) + 1
+        figures.update(switch_s=round(switched, 2), consumed_at_switch=consumed_at_switch, of_inputs=len(records),
+                       messages_by_rules_version=versions)
+        _checked(result, figures)
+        if not consumed_at_switch < len(records):
+            raise DrillFailed("the rules switch landed after the stream")
+        if versions.get(new_version, 0) == 0:
+            raise DrillFailed(f"no triage message carries the new rules version {new_version}: {versions}")
+    finally:
+        deployment.stop()
+        deployment.cleanup()
+
+
+def drill_region_relist(ctx: DrillContext, result: dict[str, Any]) -> None:
+    """`epiflow regions publish --lift ID` of a high-risk region while events stream in, then the region
+    re-designated (`epiflow regions publish FILE`): every worker follows both, every expected triage
+    message arrives (a visit counts as of the time the person was there)."""
+    deployment = new_deployment(ctx.bootstrap, ctx.workdir, people=2500 if ctx.quick else 10000)
+    try:
+        workers = list(_two_workers(deployment))
+        records = input_records(deployment.folder)
+        feature = _active_region(deployment.folder / "risk_regions.geojson", at=datetime.fromisoformat(deployment.manifest["at"]))
+        region_id = feature["properties"]["id"]
+        relist = deployment.folder / "relist.geojson"
+        relist.write_bytes(orjson.dumps({"type": "FeatureCollection", "features": [feature]}))
+        t0 = datetime.now(UTC)
+        pusher = Pusher(deployment, records, rate=len(records) / (8 if ctx.quick else 20)).start()
+        _wait_consumed(workers, len(records) // 4, 120)
+        lifted = time.monotonic()
+        deployment.epiflow("regions", "publish", "--lift", region_id)
+        consumed_at_lift = _consumed(workers)
+        time.sleep(2)
+        deployment.epiflow("regions", "publish", str(relist))
+        relisted = time.monotonic()
+        consumed_at_relist = _consumed(workers)
+        figures = finish(deployment, pusher, t0, 300)
+        figures.update(region=region_id, consumed_at_lift=consumed_at_lift, consumed_at_relist=consumed_at_relist,
+                       of_inputs=len(records), lifted_for_s=round(relisted - lifted, 2),
+                       regions_per_worker=[w.status()["regions"] for w in workers])
+        _checked(result, figures)
+        if not consumed_at_relist < len(records):
+            raise DrillFailed("the region was re-designated after the stream")
+    finally:
+        deployment.stop()
+        deployment.cleanup()
+
+
+def _active_region(path: Path, at: datetime) -> dict[str, Any]:
+    """A high-risk region in force at `at` with no end date (the one a lift changes)."""
+    for feature in orjson.loads(path.read_bytes())["features"]:
+        props = feature["properties"]
+        if props["level"] == "high" and props.get("effective_until") is None and datetime.fromisoformat(props["effective_from"]) <= at:
+            return feature
+    raise DrillFailed(f"{path} has no open-ended high-risk region in force at {at.isoformat()}")
+
+
+def drill_slow_consumer(ctx: DrillContext, result: dict[str, Any]) -> None:
+    """A kafka-python consumer on one community topic that sleeps between polls: the pipeline drains
+    while it is still behind (not slowed down by it), and it then reads every message of that topic."""
+    deployment = new_deployment(ctx.bootstrap, ctx.workdir, people=2500 if ctx.quick else 10000)
+    slow: _SlowConsumer | None = None
+    try:
+        _two_workers(deployment)
+        records = input_records(deployment.folder)
+        t0 = datetime.now(UTC)
+        pusher = Pusher(deployment, records).start()
+        topic = _first_community_topic(deployment, 60)
+        slow = _SlowConsumer(deployment.bootstrap, topic, group=f"{deployment.prefix}-slow").start()
+        figures = finish(deployment, pusher, t0, 300)
+        behind_at_drain = slow.behind()
+        read_at_drain = len(slow.ids)
+        slow.hurry()
+        on_topic = {orjson.loads(r.value)["message_id"] for r in read_topic(deployment.bootstrap, topic)}
+        caught_up = slow.wait_for(on_topic, 60)
+        figures.update(slow_topic=topic, slow_read_at_drain=read_at_drain, slow_behind_at_drain=behind_at_drain,
+                       slow_topic_messages=len(on_topic), slow_missing=len(on_topic - slow.ids),
+                       slow_catch_up_s=round(caught_up, 2))
+        _checked(result, figures)
+        if behind_at_drain <= 0:
+            raise DrillFailed("the slow consumer was not behind when the pipeline drained; the drill proves nothing")
+        if on_topic - slow.ids:
+            raise DrillFailed(f"the slow consumer never received {len(on_topic - slow.ids)} message(s) of {topic}")
+    finally:
+        if slow is not None:
+            slow.stop()
+        deployment.stop()
+        deployment.cleanup()
+
+
+def _first_community_topic(deployment: Deployment, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    skip = (deployment.topic("triage.street."), deployment.topic("triage.unassigned"))
+    while time.monotonic() < deadline:
+        topics = [t for t in list_topics(deployment.bootstrap, deployment.topic("triage.")) if not t.startswith(skip)]
+        if topics:
+            return topics[0]
+        time.sleep(0.5)
+    raise DrillFailed(f"no community triage topic appeared within {timeout:.0f} s")
+
+
+class _SlowConsumer:
+    """A community's consumer that takes 5 records per poll and sleeps 0.5 s after each, until hurried."""
+
+    def __init__(self, bootstrap: str, topic: str, group: str) -> None:
+        self.bootstrap, self.topic, self.group = bootstrap, topic, group
+        self.ids: set[str] = set()
+        self.received = 0
+        self._slow = True
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="slow-consumer", daemon=True)
+        self._consumer: Any = None
+
+    def start(self) -> _SlowConsumer:
+        from kafka import KafkaConsumer
+
+        self._consumer = KafkaConsumer(self.topic, bootstrap_servers=self.bootstrap, group_id=self.group,
+                                       auto_offset_reset="earliest", max_poll_records=5, enable_auto_commit=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for messages in self._consumer.poll(timeout_ms=200).values():
+                for message in messages:
+                    self.received += 1
+                    self.ids.add(orjson.loads(message.value)["message_id"])
+            if self._slow:
+                time.sleep(0.5)
+
+    def behind(self) -> int:
+        """Records on the topic this consumer has not received yet."""
+        ends = read_topic(self.bootstrap, self.topic)
+        return len(ends) - self.received
+
+    def hurry(self) -> None:
+        self._slow = False
+
+    def wait_for(self, ids: set[str], timeout: float) -> float:
+        started = time.monotonic()
+        while not ids <= self.ids and time.monotonic() - started < timeout:
+            time.sleep(0.2)
+        return time.monotonic() - started
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        with contextlib.suppress(Exception):
+            self._consumer.close()
+
+
+def drill_broker_restart(ctx: DrillContext, result: dict[str, Any]) -> None:
+    """Stop and restart the broker (a private one, data kept) while the workers are mid-stream: the
+    workers carry on after it is back, and every expected triage message arrives."""
+    from tools.kafka_broker import ensure_broker, restart_broker, stop_broker
+
+    broker = _private_broker_settings(ctx.workdir)
+    ensure_broker(settings=broker)
+    deployment = new_deployment(broker.bootstrap, ctx.workdir, people=4000 if ctx.quick else 12000)
+    try:
+        workers = list(_two_workers(deployment))
+        records = input_records(deployment.folder)
+        t0 = datetime.now(UTC)
+        pusher = Pusher(deployment, records).start()
+        pusher.join(120)
+        consumed_at_stop = _wait_consumed(workers, len(records) // 4, 120)
+        stopped = time.monotonic()
+        restart_broker(settings=broker)
+        back = time.monotonic()
+        restarts = 0
+        for i, worker in enumerate(list(workers)):
+            if not worker.alive:  # a supervisor restarts a crashed worker; count it
+                restarts += 1
+                workers[i] = deployment.start_worker(f"{'ab'[i]}-restarted", worker.web_port)
+        figures = finish(deployment, pusher, t0, 300)
+        resumed = _consumed(workers)
+        figures.update(consumed_at_stop=consumed_at_stop, of_inputs=len(records),
+                       broker_down_s=round(back - stopped, 2), recovery_s=round(figures["stream_s"] - (back - pusher.started_at), 2),
+                       worker_restarts=restarts, consumed_after=resumed)
+        _checked(result, figures)
+        if not consumed_at_stop < len(records):
+            raise DrillFailed("the broker restart landed after the stream")
+    finally:
+        deployment.stop()
+        stop_broker(settings=broker)
+
+
+def _private_broker_settings(workdir: Path) -> Any:
+    """A broker of the drill's own (own ports and data; jars shared), so the shared one is never disturbed."""
+    from tools.kafka_broker import BrokerSettings, fetch_jars
+
+    lib = fetch_jars()
+    cache = Path(workdir) / "kafka-private"
+    cache.mkdir(parents=True, exist_ok=True)
+    if not (cache / "lib").exists():
+        (cache / "lib").symlink_to(lib, target_is_directory=True)
+    port = free_port()
+    controller = free_port()
+    while controller == port:
+        controller = free_port()
+    return BrokerSettings(cache_dir=cache, port=port, controller_port=controller)
+
+
+#: name → (drill, fits the test suite's time budget)
 DRILLS: dict[str, tuple[DrillFn, bool]] = {
     "kill-worker": (drill_kill_worker, True),
+    "broker-restart": (drill_broker_restart, True),
+    "poison": (drill_poison, True),
+    "rules-publish": (drill_rules_publish, True),
+    "region-relist": (drill_region_relist, True),
+    "slow-consumer": (drill_slow_consumer, True),
 }
 
 
@@ -550,6 +858,10 @@ def _broker(external: str | None) -> Iterator[str]:
         yield bootstrap
 
 
+def _terminated(signum: int, frame: Any) -> None:
+    raise SystemExit(f"terminated by signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.drills", description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", choices=sorted(DRILLS), help="run only this drill (repeatable)")
@@ -560,6 +872,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     names = args.only or list(DRILLS)
+    signal.signal(signal.SIGTERM, _terminated)  # run the drills' cleanup (stop workers, private broker) on SIGTERM
     workdir = Path(tempfile.mkdtemp(prefix="epiflow-drills-"))
     failed = 0
     try:
