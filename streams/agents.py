@@ -79,13 +79,17 @@ class Agents:
     awaiting: dict[str, Case] = field(default_factory=dict)
     _escalating: set[str] = field(default_factory=set)
 
+    async def send(self, topic: Any, key: bytes | None, value: bytes) -> None:
+        """Hand a record to the producer directly: the hot paths skip Faust's per-message channel machinery."""
+        await self.app.producer.send(topic.get_topic_name(), key, value, None, None, None)
+
     async def dead_letter(self, message: Any, reason: str, detail: str) -> None:
         payload, encoding = _payload_text(message.value)
         letter = DeadLetter(
             source_topic=message.topic, partition=message.partition, offset=message.offset,
             reason=reason, detail=detail[:2000], payload=payload, payload_encoding=encoding, at=utc_now(),
         )
-        await self.topics.dead_letters.send(key=message.key, value=letter.model_dump_json().encode())
+        await self.send(self.topics.dead_letters, message.key, letter.model_dump_json().encode())
         self.counts["dead_lettered"] += 1
         self.runtime.metrics.dead_letters.labels(topic=message.topic, reason=reason).inc()
         log.warning("dead letter topic=%s partition=%s offset=%s reason=%s", message.topic, message.partition, message.offset, reason)
@@ -108,7 +112,7 @@ class Agents:
             await self.dead_letter(message, "internal_error", type(exc).__name__)
             return
         for person in people:
-            await self.topics.person_events.send(key=person.person_key.encode(), value=person.model_dump_json().encode())
+            await self.send(self.topics.person_events, person.person_key.encode(), person.model_dump_json().encode())
         self.counts["forwarded"] += 1
         self.counts["person_events"] += len(people)
         rt.metrics.forwarded_inputs.labels(topic=kind).inc()
@@ -137,10 +141,9 @@ class Agents:
                     log.error("join refused topic=%s partition=%s offset=%s reason=invalid_person_event",
                               event.message.topic, event.message.partition, event.message.offset)
         outcomes = step_many(list(grouped.values()), rt.rules, rt.regions, rt.communities, now)
+        _remember_places(rt, [(o.before, o.after) for o in outcomes if o.events])
         wall = utc_now()
         for key, outcome in zip(grouped, outcomes, strict=True):
-            if outcome.events:
-                _remember_places(rt, outcome.before, outcome.after)
             if outcome.after is not outcome.before:
                 self.persons[key] = state_to_bytes(outcome.after)
             message = outcome.message
@@ -154,8 +157,8 @@ class Agents:
     async def _send_triage(self, key: bytes, message: TriageMessage, events: tuple[PersonEvent, ...], wall: datetime) -> None:
         rt = self.runtime
         body = message.model_dump_json().encode()
-        await (await self.topics.triage(message.community)).send(key=key, value=body)
-        await self.topics.cases.send(key=message.case_id.encode(), value=body)
+        await self.send(await self.topics.triage(message.community), key, body)
+        await self.send(self.topics.cases, message.case_id.encode(), body)
         rt.metrics.verdicts.labels(action=message.action).inc()
         self.counts["flagged"] += 1
         latency = (wall - min(e.ingested_at for e in events)).total_seconds() if events else 0.0
@@ -246,15 +249,19 @@ def _is_reevaluation(headers: Any) -> bool:
     return any(k == REEVALUATE for k, _ in items)
 
 
-def _remember_places(rt: Runtime, old: PersonState, new: PersonState) -> None:
-    """Keep the sweep's place store in step with the person table (new places only)."""
-    if new is old:
-        return
-    known = {(p.event_id, p.seq) for p in old.places}
-    fresh = [p for p in new.places if (p.event_id, p.seq) not in known]
+def _remember_places(rt: Runtime, changes: Sequence[tuple[PersonState, PersonState]]) -> None:
+    """Keep the sweep's place store in step with the person table: new places only, one append per batch."""
+    keys: list[str] = []
+    fresh = []
+    for old, new in changes:
+        if new is old:
+            continue
+        known = {(p.event_id, p.seq) for p in old.places}
+        added = [p for p in new.places if (p.event_id, p.seq) not in known]
+        keys += [new.person_key] * len(added)
+        fresh += added
     if fresh:
-        rt.places.add([new.person_key] * len(fresh), [p.lon for p in fresh], [p.lat for p in fresh],
-                      [p.t_from for p in fresh], [p.t_to for p in fresh])
+        rt.places.add(keys, [p.lon for p in fresh], [p.lat for p in fresh], [p.t_from for p in fresh], [p.t_to for p in fresh])
         rt.metrics.sweep_places.set(len(rt.places))
 
 
@@ -317,9 +324,8 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
 
     @persons.on_recover
     async def rebuild_places() -> None:
-        for raw in list(persons.values()):
-            if raw:
-                _remember_places(runtime, new_state(state_from_bytes(raw).person_key), state_from_bytes(raw))
+        states = [state_from_bytes(raw) for raw in list(persons.values()) if raw]
+        _remember_places(runtime, [(new_state(s.person_key), s) for s in states])
 
     return agents
 
@@ -340,8 +346,9 @@ def _ingest_agent(app: faust.App, agents: Agents, kind: str, topic: Any) -> None
     async def ingest_agent(stream: Any) -> None:
         if agents.runtime.rules is None:
             await agents.control_ready.wait()
-        async for event in stream.events():
-            await agents.ingest_one(kind, event.message)
+        async for events in stream.take_events(JOIN_BATCH, within=JOIN_WITHIN):
+            for event in events:
+                await agents.ingest_one(kind, event.message)
 
     app.agent(topic, name=f"ingest-{kind}")(ingest_agent)
 
@@ -404,6 +411,7 @@ async def _declare_queues(agents: Agents) -> None:
     declarations = [agents.topics.triage(c.code) for c in communities] + [agents.topics.triage("unassigned")]
     declarations += [agents.topics.street(street) for street in sorted({c.street for c in communities if c.street})]
     declarations.append(agents.topics.street("unassigned"))
+    declarations.append(agents.topics.dead_letters.maybe_declare())
     for start in range(0, len(declarations), 50):
         await asyncio.gather(*declarations[start:start + 50])
     agents.queues_declared = True

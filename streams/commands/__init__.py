@@ -2,6 +2,7 @@
 
 from streams.commands import (
     cmd_access,
+    cmd_demo,
     cmd_evaluate,
     cmd_geo,
     cmd_id,
@@ -13,6 +14,6 @@ from streams.commands import (
     cmd_worker,
 )
 
-COMMAND_MODULES = [cmd_id, cmd_geo, cmd_rules, cmd_evaluate, cmd_simulate, cmd_worker, cmd_publish, cmd_access, cmd_queue, cmd_report]
+COMMAND_MODULES = [cmd_id, cmd_geo, cmd_rules, cmd_evaluate, cmd_simulate, cmd_worker, cmd_demo, cmd_publish, cmd_access, cmd_queue, cmd_report]
 
 __all__ = ["COMMAND_MODULES"]
