@@ -1,9 +1,10 @@
-"""`make bench`: run every benchmark in one session and collect their JSON into `bench/results.json`.
+"""`make bench`: run every benchmark in one session, collect their JSON into `bench/results.json`, update the README.
 
 ``python -m tools.bench [--quick] [--only SECTION ...] [--out PATH]``. Each section runs one or more
 benchmark commands as subprocesses on the test Kafka broker (held for the whole run), and keeps each
 command's JSON with the exact command line, so every figure in the README can name what made it.
-With ``--only`` the other sections of an existing results file are kept as they were.
+With ``--only`` the other sections of an existing results file are kept as they were. Writing the
+default results file also regenerates the README's performance section (`tools/readme_perf.py`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import os
 import platform
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -100,21 +102,36 @@ def _run(args: list[str], bootstrap: str, timeout_s: float, log_name: str) -> di
     env = {**os.environ, "EPIFLOW_TEST_BROKER": bootstrap}
     started = time.perf_counter()
     with log_path.open("w") as err:
+        child = subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
         try:
-            done = subprocess.run([sys.executable, *args], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=err,
-                                  text=True, timeout=timeout_s, check=False)
+            stdout, _ = child.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
+            _stop(child)
             return {"command": shown, "ok": False, "error": f"timed out after {timeout_s:.0f} s", "log": _rel(log_path)}
+        except BaseException:
+            _stop(child)
+            raise
     wall = round(time.perf_counter() - started, 1)
-    if done.returncode != 0:
-        tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or [""]
-        return {"command": shown, "ok": False, "error": f"exit {done.returncode}: {tail[0][:300]}",
+    if child.returncode != 0:
+        lines = log_path.read_text(errors="replace").strip().splitlines()
+        tail = [line for line in lines if "Error" in line or line.startswith("error")][-1:] or lines[-1:] or [""]
+        return {"command": shown, "ok": False, "error": f"exit {child.returncode}: {tail[0][:300]}",
                 "wall_s": wall, "log": _rel(log_path)}
     try:
-        result = _parse_json(done.stdout)
+        result = _parse_json(stdout)
     except ValueError as error:
         return {"command": shown, "ok": False, "error": str(error), "wall_s": wall, "log": _rel(log_path)}
     return {"command": shown, "ok": True, "wall_s": wall, "result": result}
+
+
+def _stop(child: subprocess.Popen[str]) -> None:
+    """SIGTERM, so the benchmark stops its workers and deletes its topics; SIGKILL if it does not exit."""
+    child.terminate()
+    try:
+        child.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
 
 
 def _rel(path: Path) -> str:
@@ -173,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"run only this section (repeatable): {', '.join(names)}")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the running benchmark cleanly
     chosen = [s for s in SECTIONS if not args.only or s.name in args.only]
     console = Console(stderr=True)
 
@@ -210,6 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     console.print(f"wrote {args.out}")
+    if args.out.resolve() == DEFAULT_OUT.resolve():
+        from tools.readme_perf import main as readme_perf
+
+        if readme_perf([]) == 0:
+            console.print("README.md performance section regenerated from it")
     return 1 if any(not r["ok"] for s in document["sections"].values() for r in s["runs"]) else 0
 
 

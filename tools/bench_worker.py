@@ -17,6 +17,7 @@ import asyncio
 import json
 import logging
 import secrets
+import signal
 import socket
 import sys
 import tempfile
@@ -174,27 +175,45 @@ def _triage_records(bootstrap: str, prefix: str) -> list[tuple[int, dict[str, An
         consumer.close()
 
 
-def _total(workers: Sequence[Any]) -> dict[str, int]:
+def _total(workers: Sequence[Any], patience_s: float = 60.0) -> dict[str, int]:
+    """Summed counts of every worker; a busy worker may miss a poll, so wait for it while it is alive."""
     total: dict[str, int] = {}
     for worker in workers:
-        status = worker.status()
-        if status is None:
-            raise RuntimeError(f"worker pid {worker.pid} stopped answering /api/status; log tail:\n{worker.log_tail()}")
+        deadline = time.monotonic() + patience_s
+        status = worker.status(timeout=5.0)
+        while status is None:
+            if not worker.alive or time.monotonic() > deadline:
+                raise RuntimeError(f"worker pid {worker.pid} stopped answering /api/status "
+                                   f"({'exited ' + str(worker.returncode) if not worker.alive else 'alive'}); "
+                                   f"log tail:\n{worker.log_tail()}")
+            time.sleep(0.5)
+            status = worker.status(timeout=5.0)
         for name, value in status["counts"].items():
             total[name] = total.get(name, 0) + int(value)
     return total
 
 
-def _drain(workers: Sequence[Any], inputs: int, person_events: int, timeout: float) -> list[tuple[float, dict[str, int]]]:
-    """Poll the workers' counts until every input is accounted for and every person event joined."""
+def _drain(workers: Sequence[Any], inputs: int, person_events: int, timeout: float,
+           stall_s: float = 120.0) -> list[tuple[float, dict[str, int]]]:
+    """Poll the workers' counts until every input is accounted for and every person event joined.
+
+    Raises when the counts stop moving for `stall_s` seconds, or after `timeout` seconds in all.
+    """
     samples: list[tuple[float, dict[str, int]]] = []
     deadline = time.monotonic() + timeout
+    moved_at, last = time.monotonic(), None
     while True:
         counts = _total(workers)
-        samples.append((time.monotonic(), counts))
+        now = time.monotonic()
+        samples.append((now, counts))
         if counts.get("inputs", 0) >= inputs and counts.get("joined", 0) >= person_events:
             return samples
-        if time.monotonic() > deadline:
+        if counts != last:
+            moved_at, last = now, counts
+        elif now - moved_at > stall_s:
+            raise RuntimeError(f"no progress for {stall_s:.0f} s: {counts} (expected {inputs} inputs, "
+                               f"{person_events} person events joined); log tail:\n{workers[0].log_tail(8)}")
+        if now > deadline:
             raise RuntimeError(f"not drained after {timeout:.0f} s: {counts} (expected {inputs} inputs, {person_events} person events)")
         time.sleep(_STATUS_INTERVAL_S)
 
@@ -484,6 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     naive = sub.add_parser("naive", help="one-message-at-a-time baseline")
     naive.add_argument("--records", type=int, default=3000)
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the clean-up (workers, topics) on SIGTERM
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     for noisy in ("kafka", "aiokafka"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
