@@ -7,12 +7,13 @@ half-way so the retroactive sweep shows, serves the web UI, and ends with a summ
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import socket
 import tempfile
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -128,7 +129,7 @@ def _view(worker: Worker, stats: DemoStats, duration: float) -> Group:
     return Group(head, actions, places, dead, note)
 
 
-async def _produce(worker: Worker, records: Iterator[tuple[str, bytes]], rate: int, duration: float, stats: DemoStats) -> None:
+async def _produce(worker: Worker, records: Iterable[tuple[str, bytes]], rate: int, duration: float, stats: DemoStats) -> None:
     broker = get_broker(worker.settings.broker)
     topics = {kind: worker.settings.topic(kind) for kind in ("declarations", "checkpoint-scans", "nat-results")}
     tick = 0.02
@@ -174,7 +175,11 @@ async def run_demo(settings: Settings, *, duration: float, rate: int, seed: int,
     stats = DemoStats()
     worker.agents.listeners.append(stats.on_triage)
     people = max(1000, int(rate * duration / 1.5))
-    records = simulate_stream(seed, people, now, Geography(geography.regions, geography.communities, geography.checkpoints))
+    with console.status(f"simulating {people:,} people"):
+        records = list(itertools.islice(
+            simulate_stream(seed, people, now, Geography(geography.regions, geography.communities, geography.checkpoints)),
+            int(rate * duration) + rate,
+        ))
     await worker.app.start()
     try:
         await asyncio.wait_for(worker.agents.control_ready.wait(), 60)
@@ -182,7 +187,7 @@ async def run_demo(settings: Settings, *, duration: float, rate: int, seed: int,
         stats.started = time.monotonic()
         raiser = asyncio.ensure_future(_raise_midway(worker, stats, duration / 2))
         with Live(_view(worker, stats, duration), console=console, refresh_per_second=2, transient=False) as live:
-            producer = asyncio.ensure_future(_produce(worker, records, rate, duration, stats))
+            producer = asyncio.ensure_future(_produce(worker, iter(records), rate, duration, stats))
             while not producer.done():
                 await asyncio.sleep(0.5)
                 live.update(_view(worker, stats, duration))
