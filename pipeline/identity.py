@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Literal
@@ -23,6 +24,7 @@ __all__ = [
     "mask_id",
     "normalise_id",
     "person_key",
+    "redact_ids",
 ]
 
 IdReason = Literal["length", "characters", "region", "birth_date", "checksum"]
@@ -93,6 +95,14 @@ def person_key(secret: bytes, normalised: str) -> str:
 def mask_id(normalised: str) -> str:
     """First 3 + 11 asterisks + last 4, e.g. `110***********002X`."""
     return f"{normalised[:3]}{'*' * 11}{normalised[-4:]}"
+
+
+_ID_LIKE = re.compile(r"(?<![0-9])([1-9][0-9]{2})[0-9]{11}([0-9]{3}[0-9Xx])(?![0-9A-Za-z])")
+
+
+def redact_ids(text: str) -> str:
+    """Mask anything in free text shaped like a resident ID number (for error details and logs)."""
+    return _ID_LIKE.sub(r"\1***********\2", text)
 
 
 def age_on(born: date, on: date) -> int:

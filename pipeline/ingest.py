@@ -23,7 +23,7 @@ from pipeline.events import (
     ScanPayload,
     occurred_at,
 )
-from pipeline.identity import birth_date_of, mask_id, person_key
+from pipeline.identity import birth_date_of, mask_id, person_key, redact_ids
 
 __all__ = ["MAX_FUTURE_SKEW", "describe_validation_error", "ingest", "parse_input"]
 
@@ -59,7 +59,7 @@ def parse_input(raw: bytes | str) -> Declaration | CheckpointScan | NatResult:
         raise RejectedEvent("not_an_object", f"expected a JSON object, got {type(document).__name__}")
     kind = document.get("type")
     if kind not in ("declaration", "checkpoint_scan", "nat_result"):
-        shown = repr(kind)[:40]
+        shown = redact_ids(repr(kind)[:40])
         raise RejectedEvent("unknown_type", f"'type' was {shown} but is expected to be one of declaration, checkpoint_scan, nat_result")
     try:
         return INPUT_ADAPTER.validate_python(document)
