@@ -78,23 +78,6 @@ class Agents:
     queues_declared: bool = False
     awaiting: dict[str, Case] = field(default_factory=dict)
     _escalating: set[str] = field(default_factory=set)
-    _changelog_ready: bool = False
-
-    async def ensure_changelog_metadata(self) -> None:
-        """Fetch the changelog topics' metadata once before the first table write.
-
-        The tables write with `use_partitioner`, so Faust asks the aiokafka producer for the changelog's
-        partitions synchronously; that fails ("'NoneType' object is not iterable") until the producer
-        has the topic's metadata, which nothing else fetches. memory:// needs no metadata.
-        """
-        if self._changelog_ready:
-            return
-        producer = getattr(await self.app.maybe_start_producer(), "_producer", None)
-        wait = getattr(producer, "_wait_on_metadata", None)
-        if wait is not None:
-            for table in (self.persons, self.cases):
-                await wait(table.changelog_topic.get_topic_name())
-        self._changelog_ready = True
 
     async def send(self, topic: Any, key: bytes | None, value: bytes) -> None:
         """Hand a record to the producer directly: the hot paths skip Faust's per-message channel machinery."""
@@ -142,7 +125,6 @@ class Agents:
     async def join_batch(self, events: Sequence[Any]) -> None:
         """Fold a batch of person events into the person table, evaluate everybody once, route changes."""
         rt = self.runtime
-        await self.ensure_changelog_metadata()
         if rt.rules is None:
             await self.control_ready.wait()
         now = rt.clock()
@@ -188,7 +170,6 @@ class Agents:
     async def case_one(self, topic: str, key: bytes, value: bytes) -> None:
         """Open a case from a triage message, or apply an accept / resolve / escalate event to it."""
         rt = self.runtime
-        await self.ensure_changelog_metadata()
         if topic == self.topics.cases.get_topic_name():
             message = TriageMessage.model_validate_json(value)
             raw = self.cases.get(key)
