@@ -173,8 +173,11 @@ def _machine(kafka_version: str) -> dict[str, Any]:
 
 
 def _git_commit() -> str:
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False)
-    return done.stdout.strip() or "unknown"
+    """HEAD of the checkout the benchmarks ran from, with `+dirty` when tracked files had local changes."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True,
+                           text=True, check=False)
+    return (head.stdout.strip() or "unknown") + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -211,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                 if not section.commands(args.quick):
                     progress.advance(task)
                 result["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+                result["git_commit"] = _git_commit()
                 result["quick"] = args.quick
                 sections[section.name] = result
                 failed = [r for r in result["runs"] if not r["ok"]]
