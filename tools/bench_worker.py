@@ -17,6 +17,7 @@ import asyncio
 import json
 import logging
 import secrets
+import shutil
 import signal
 import socket
 import sys
@@ -244,10 +245,12 @@ def _latency_phase(bootstrap: str, prefix: str, workers: Sequence[Any], records:
     expected_pe, _ = _expected(records, secret, datetime.now(UTC))
     before = _total(workers)
     cpu_before = [_cpu(w.pid) for w in workers]
+    buckets_before = _latency_buckets(workers)
     sent_at, seconds = asyncio.run(_paced(bootstrap, prefix, records, rate))
     send_done = time.monotonic()
     samples = _drain(workers, before["inputs"] + len(records), before["joined"] + expected_pe, timeout=300)
     cpu_after = [_cpu(w.pid) for w in workers]
+    buckets_after = _latency_buckets(workers)
     return {
         "target_inputs_per_s": round(rate, 1),
         "achieved_inputs_per_s": round(len(records) / seconds, 1),
@@ -256,6 +259,8 @@ def _latency_phase(bootstrap: str, prefix: str, workers: Sequence[Any], records:
         "person_events_per_s": round(expected_pe / seconds, 1),
         "send_s": round(seconds, 2),
         "caught_up_after_send_s": round(samples[-1][0] - send_done, 2),
+        "histogram_p50_le_ms": _bucket_quantile(buckets_before, buckets_after, 0.50),
+        "histogram_p99_le_ms": _bucket_quantile(buckets_before, buckets_after, 0.99),
         "worker_cpu_share": round(sum(a - b for a, b in zip(cpu_after, cpu_before, strict=True)) / (samples[-1][0] - send_done + seconds), 3),
         "_sent_at": sent_at,
     }
@@ -273,6 +278,34 @@ def _start(env: dict[str, str], folder: Path, name: str) -> Any:
         worker.terminate(timeout=10)
         raise
     return worker
+
+
+def _latency_buckets(workers: Sequence[Any]) -> dict[float, float]:
+    """Cumulative `epiflow_ingest_to_triage_seconds` bucket counts summed over the workers' `/metrics`."""
+    import urllib.request
+
+    buckets: dict[float, float] = {}
+    for worker in workers:
+        with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}/metrics", timeout=10) as reply:
+            text = reply.read().decode()
+        for line in text.splitlines():
+            if line.startswith("epiflow_ingest_to_triage_seconds_bucket{"):
+                le = line.split('le="', 1)[1].split('"', 1)[0]
+                bound = float("inf") if le == "+Inf" else float(le)
+                buckets[bound] = buckets.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
+    return buckets
+
+
+def _bucket_quantile(before: dict[float, float], after: dict[float, float], q: float) -> float | None:
+    """Upper bucket bound (ms) holding the q-quantile of what was observed between two scrapes."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    if not counts or counts[-1] <= 0:
+        return None
+    for bound, count in zip(bounds, counts, strict=True):
+        if count >= q * counts[-1]:
+            return None if bound == float("inf") else round(bound * 1000, 1)
+    return None
 
 
 def _cpu(pid: int) -> float:
@@ -385,6 +418,7 @@ def measure_workers(
                     latency_max_ms=max(lat) if lat else None,
                 )
             result["latency"] = phases
+        shutil.rmtree(folder, ignore_errors=True)  # kept (worker logs) only when the run failed
         return result
     finally:
         for worker in running:
@@ -461,6 +495,7 @@ def measure_naive(bootstrap: str, *, records: int = 3000, seed: int = 5, kafka_v
         result = _naive_state_loop(bootstrap, source, sink, len(batch), secrets.token_bytes(32), folder, at)
     finally:
         _delete_prefix(bootstrap, prefix)
+        shutil.rmtree(folder, ignore_errors=True)
     return {**result, "kafka_version": kafka_version, "bootstrap": bootstrap}
 
 
