@@ -640,6 +640,17 @@ def shared_broker(
                 _stop_unlocked(settings, keep_data=False, force=False, timeout=STOP_TIMEOUT_S)
 
 
+def _stop_when_idle(settings: BrokerSettings) -> str:
+    """Stop the broker now, or, while sessions hold leases on it, hand the stop to the last of them."""
+    with _locked(settings):
+        holders = _live_leases(settings)
+        if holders and _live_pid(settings) is not None:
+            settings.started_by_lease_file.write_text("handed over by `down --when-idle`\n")
+            return f"broker in use by {len(holders)} session(s); the last of them will stop it"
+        stopped = _stop_unlocked(settings, keep_data=False, force=False, timeout=STOP_TIMEOUT_S)
+        return "broker stopped" if stopped else "broker was not running"
+
+
 # --------------------------------------------------------------------------- CLI
 
 
@@ -675,6 +686,11 @@ def _parser() -> argparse.ArgumentParser:
         "down", help="stop the broker (SIGTERM, then SIGKILL after 30 s) and remove its data"
     )
     down.add_argument("--keep-data", action="store_true", help="leave the data dir for `up --keep-data`")
+    down.add_argument(
+        "--when-idle",
+        action="store_true",
+        help="if test sessions hold the broker, leave it to the last of them to stop it",
+    )
     down.add_argument("--force", action="store_true", help="SIGKILL at once, as in a crash")
     restart = sub.add_parser("restart", help="stop and start again on the same data dir")
     restart.add_argument("--force", action="store_true", help="SIGKILL instead of a clean shutdown")
@@ -696,6 +712,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "status":
             return _status(settings)
+        if args.command == "down" and args.when_idle:
+            print(_stop_when_idle(settings))
+            return 0
         if args.command == "down":
             stopped = stop_broker(keep_data=args.keep_data, force=args.force, settings=settings)
             print("broker stopped" if stopped else "broker was not running")
