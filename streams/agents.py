@@ -26,6 +26,7 @@ from pipeline.join import step_many
 from pipeline.state import PersonState, new_state, state_from_bytes, state_to_bytes
 from streams.control import control_log_for
 from streams.runtime import RegionChange, Runtime, utc_now
+from streams.tables import raw_table
 from streams.topics import Topics
 
 __all__ = ["Agents", "register_agents"]
@@ -268,8 +269,8 @@ def _remember_places(rt: Runtime, changes: Sequence[tuple[PersonState, PersonSta
 def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
     """Declare tables, agents, control tasks and the escalation timer on `app`."""
     settings = runtime.settings
-    persons = _raw_table(app, "persons", settings.partitions)
-    cases = _raw_table(app, "cases", settings.partitions)
+    persons = raw_table(app, "persons", settings.partitions)
+    cases = raw_table(app, "cases", settings.partitions)
     agents = Agents(app=app, runtime=runtime, topics=topics, persons=persons, cases=cases)
 
     for kind, topic in topics.inputs.items():
@@ -328,18 +329,6 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
         _remember_places(runtime, [(new_state(s.person_key), s) for s in states])
 
     return agents
-
-
-def _raw_table(app: faust.App, name: str, partitions: int) -> Any:
-    """A table of bytes → bytes; we encode values ourselves (compact orjson), so the changelog is raw.
-
-    `use_partitioner`: changelog partitions come from the key (as person-events' do), so batched joins
-    (`take_events`) write each key to its own partition whatever event is current.
-    """
-    table = app.Table(name, default=None, key_type=bytes, value_type=bytes, partitions=partitions, use_partitioner=True)
-    table.key_serializer = "raw"
-    table.value_serializer = "raw"
-    return table
 
 
 def _ingest_agent(app: faust.App, agents: Agents, kind: str, topic: Any) -> None:

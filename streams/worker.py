@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,9 @@ def create_worker(settings: Settings, *, app_id: str | None = None, web_enabled:
     """Wire a worker for `settings` (broker, store, topic prefix, files) without starting it."""
     if settings.broker.startswith("memory://") and app_overrides.get("processing_guarantee") == "exactly_once":
         raise ValueError("exactly_once is not available on memory:// (at-least-once only); use kafka://")
+    for noisy in ("aiokafka", "kafka"):
+        if logging.getLogger(noisy).getEffectiveLevel() < logging.WARNING:
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     app = build_app(settings, app_id=app_id, web_enabled=web_enabled, **app_overrides)
     runtime = Runtime.from_settings(settings, Metrics())
     topics = declare_topics(app, settings)

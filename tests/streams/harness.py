@@ -81,27 +81,37 @@ class Bus:
             consumer.close()
 
     def records(self, topic: str) -> list[Record]:
+        return self.records_of([topic])[topic]
+
+    def records_of(self, topics: list[str]) -> dict[str, list[Record]]:
+        """Every record of each topic, read with one consumer (no group) from the beginning to the end."""
+        out: dict[str, list[Record]] = {topic: [] for topic in topics}
         if self.is_memory:
             broker = get_broker(self.settings.broker)
-            if not broker.has_topic(topic):
-                return []
-            return [Record(topic, r.partition, r.offset, r.key, r.value, r.timestamp / 1000) for r in broker.all_records(topic)]
+            for topic in topics:
+                if broker.has_topic(topic):
+                    out[topic] = [Record(topic, r.partition, r.offset, r.key, r.value, r.timestamp / 1000)
+                                  for r in broker.all_records(topic)]
+            return out
         from kafka import KafkaConsumer, TopicPartition
 
         consumer = KafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None)
         try:
-            partitions = consumer.partitions_for_topic(topic) or set()
-            tps = [TopicPartition(topic, p) for p in partitions]
+            tps = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or set())]
             if not tps:
-                return []
+                return out
             consumer.assign(tps)
             consumer.seek_to_beginning(*tps)
             ends = consumer.end_offsets(tps)
-            out: list[Record] = []
-            deadline = time.monotonic() + 30
-            while any(consumer.position(tp) < ends[tp] for tp in tps) and time.monotonic() < deadline:
-                for messages in consumer.poll(timeout_ms=300).values():
-                    out.extend(Record(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp / 1000) for m in messages)
+            pending = {tp for tp in tps if ends[tp] > 0}
+            deadline = time.monotonic() + 60
+            while pending and time.monotonic() < deadline:
+                for tp, messages in consumer.poll(timeout_ms=300).items():
+                    out[tp.topic].extend(
+                        Record(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp / 1000) for m in messages
+                    )
+                    if messages and messages[-1].offset + 1 >= ends[tp]:
+                        pending.discard(tp)
             return out
         finally:
             consumer.close()

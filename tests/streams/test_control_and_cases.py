@@ -20,7 +20,7 @@ import shapely
 from geo.load import load_communities
 from pipeline.identity import check_character
 from pipeline.settings import Settings
-from streams.topics import street_topic_name
+from streams.topics import street_topic_name, triage_topic_name
 from tests.streams.harness import Bus, cleanup, deployment_settings, running_worker, wait_until
 
 
@@ -58,10 +58,6 @@ def _declaration(event_id: str, id_number: str, now: datetime, dest: tuple[float
     return orjson.dumps(doc)
 
 
-def _triage(bus: Bus) -> list[dict]:
-    return [orjson.loads(r.value) for t in bus.topics("triage.") for r in bus.records(t)]
-
-
 def test_new_high_risk_region_flags_earlier_visitors_within_two_seconds(deployment: Settings) -> None:
     code, _, lon, lat = _community(deployment)
     visit = (101.512345, 25.043210)
@@ -83,10 +79,12 @@ def test_new_high_risk_region_flags_earlier_visitors_within_two_seconds(deployme
             published = time.monotonic()
             bus.send("risk-regions", orjson.dumps(region), key=b"R-NEW-1")
             bus.flush()
+            topic = triage_topic_name(deployment.topic_prefix, code)
             flagged: list[dict] = []
 
             def seen() -> bool:
-                flagged[:] = [m for m in _triage(bus) if m["action"] == "centralized_isolation"]
+                flagged[:] = [m for m in map(orjson.loads, (r.value for r in bus.records(topic)))
+                              if m["action"] == "centralized_isolation"]
                 return bool(flagged)
 
             assert await wait_until(seen, 10, interval=0.05)

@@ -58,10 +58,9 @@ def _push_all(bus: Bus, folder: Path) -> int:
 def _last_messages(bus: Bus) -> dict[str, dict]:
     """Each person's latest triage message across community topics (by broker time, then offset)."""
     last: dict[str, tuple[tuple[float, int], dict]] = {}
-    for topic in bus.topics("triage."):
-        if ".triage.street." in topic:
-            continue
-        for record in bus.records(topic):
+    topics = [t for t in bus.topics("triage.") if ".triage.street." not in t]
+    for records in bus.records_of(topics).values():
+        for record in records:
             message = orjson.loads(record.value)
             order = (record.timestamp, record.offset)
             if message["person_key"] not in last or order > last[message["person_key"]][0]:
