@@ -15,6 +15,7 @@ import logging
 import os
 import platform
 import sys
+import tempfile
 import time
 import uuid
 from typing import Any
@@ -39,6 +40,7 @@ def _build_app(
         topic_replication_factor=1,
         stream_wait_empty=False,
         consumer_auto_offset_reset="earliest",
+        datadir=tempfile.mkdtemp(prefix="epiflow-bench-"),
     )
     source = app.topic(source_name, key_serializer="raw", value_serializer="raw", partitions=1)
     sink = app.topic(sink_name, key_serializer="raw", value_serializer="raw", partitions=1)
