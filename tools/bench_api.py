@@ -98,6 +98,19 @@ def _serve(broker: str, port: int) -> None:
     FaustWorker(create_worker(settings).app, loglevel="warning").execute_from_commandline()
 
 
+def _delete_topics(bootstrap: str, prefix: str) -> None:
+    """Remove the run's topics (about 200 queue topics) so runs do not pile up on a shared broker."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        ours = [t for t in admin.list_topics() if t.startswith(prefix) or t.startswith(prefix[:-1] + "-worker")]
+        if ours:
+            admin.delete_topics(ours, timeout_ms=30_000)
+    finally:
+        admin.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=200.0)
@@ -135,6 +148,8 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 worker.kill()
             log_file.close()
+            if args.broker.startswith("kafka://"):
+                _delete_topics(args.broker.removeprefix("kafka://"), f"bench{port}.")
     print(orjson.dumps({"bench": "checkpoint_api_latency", "broker": args.broker.split("//")[0] + "//",
                         "seconds": args.seconds, **result}, option=orjson.OPT_INDENT_2).decode())
 
