@@ -734,7 +734,7 @@ def _busiest_community_topic(deployment: Deployment, at: datetime) -> str:
 
 
 class _SlowConsumer:
-    """A community's consumer that takes 2 records per poll and sleeps 0.5 s after each, until hurried."""
+    """A community's consumer that takes 1 record per poll and sleeps 1 s after each, until hurried."""
 
     def __init__(self, bootstrap: str, topic: str, group: str) -> None:
         self.bootstrap, self.topic, self.group = bootstrap, topic, group
@@ -749,7 +749,7 @@ class _SlowConsumer:
         from kafka import KafkaConsumer
 
         self._consumer = KafkaConsumer(self.topic, bootstrap_servers=self.bootstrap, group_id=self.group,
-                                       auto_offset_reset="earliest", max_poll_records=2, enable_auto_commit=True)
+                                       auto_offset_reset="earliest", max_poll_records=1, enable_auto_commit=True)
         self._thread.start()
         return self
 
@@ -760,7 +760,7 @@ class _SlowConsumer:
                     self.received += 1
                     self.ids.add(orjson.loads(message.value)["message_id"])
             if self._slow:
-                time.sleep(0.5)
+                time.sleep(1.0)
 
     def behind(self) -> int:
         """Records on the topic this consumer has not received yet."""
