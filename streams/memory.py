@@ -709,12 +709,7 @@ class Consumer(base.Consumer):
         ensure_created: bool = False,
     ) -> None:
         """Create ``topic`` on the in-process broker (idempotent for the same partition count)."""
-        if not self.app.conf.topic_allow_declare:
-            self.log.warning("Topic creation disabled! Can't create topic %s", topic)
-            return
-        self.broker.create_topic(
-            topic, partitions, config=_topic_config(config, retention, compacting, deleting)
-        )
+        _declare(self, topic, partitions, _topic_config(config, retention, compacting, deleting))
 
     async def on_stop(self) -> None:
         """Commit what is acked, then drop the pending rebalance and the broker wake-up."""
@@ -727,6 +722,14 @@ class Consumer(base.Consumer):
     def close(self) -> None:
         """Nothing to close: the broker outlives the consumer."""
         self.broker.remove_waiter(self._on_append)
+
+
+def _declare(owner: Any, topic: str, partitions: int, config: dict[str, Any]) -> None:
+    """What both the consumer's and the producer's ``create_topic`` do, unless the app forbids declaring."""
+    if not owner.app.conf.topic_allow_declare:
+        owner.log.warning("Topic creation disabled! Can't create topic %s", topic)
+        return
+    owner.broker.create_topic(topic, partitions, config=config)
 
 
 def _topic_config(
@@ -815,12 +818,7 @@ class Producer(base.Producer):
         ensure_created: bool = False,
     ) -> None:
         """Create ``topic`` on the in-process broker (idempotent for the same partition count)."""
-        if not self.app.conf.topic_allow_declare:
-            self.log.warning("Topic creation disabled! Can't create topic %s", topic)
-            return
-        self.broker.create_topic(
-            topic, partitions, config=_topic_config(config, retention, compacting, deleting)
-        )
+        _declare(self, topic, partitions, _topic_config(config, retention, compacting, deleting))
 
     def key_partition(self, topic: str, key: bytes) -> TP:
         """Partition for ``key`` on an existing ``topic``, as the consumer computes it."""
