@@ -1,8 +1,8 @@
 """The join: fold events into people's states, evaluate, and decide whether to route.
 
-Pure functions the streaming join agent calls — per event (`step`) or per batch (`step_many`, one
-vectorised risk lookup for everybody in the batch) — so the agent holds no rule logic. With no
-event, a person is re-evaluated as is (what a retroactive sweep asks for).
+The pure function the streaming join agent calls per batch of person events (one vectorised risk
+lookup for everybody in the batch), so the agent holds no rule logic. A person with no events in
+the batch is re-evaluated as is (what a retroactive sweep asks for).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pipeline.rules import Rules
 from pipeline.state import PersonState, apply_many
 from pipeline.triage import Verdict, evaluate_many, remember, route
 
-__all__ = ["Outcome", "step", "step_many"]
+__all__ = ["Outcome", "step_many"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,15 +48,3 @@ def step_many(
         outcomes.append(Outcome(before, remember(state, message), verdict, message, tuple(events)))
     return outcomes
 
-
-def step(
-    state: PersonState,
-    event: PersonEvent | None,
-    rules: Rules,
-    regions: RiskIndex,
-    communities: CommunityIndex,
-    now: datetime,
-) -> tuple[PersonState, Verdict, TriageMessage | None]:
-    """(new state, verdict, message or None) for one event: the message only when something changed."""
-    outcome = step_many([(state, [] if event is None else [event])], rules, regions, communities, now)[0]
-    return outcome.after, outcome.verdict, outcome.message

@@ -7,8 +7,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from pipeline.errors import SettingsError
 from pipeline.settings import Settings
 
@@ -93,7 +91,3 @@ def latest_records(settings: Settings, topic: str, timeout_s: float = 10.0) -> d
         return latest
     finally:
         consumer.close()
-
-
-def feature_bytes(feature: dict[str, Any]) -> bytes:
-    return orjson.dumps(feature)

@@ -10,13 +10,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import orjson
 
 from geo.communities import CommunityIndex
 from geo.errors import GeoError
-from geo.load import load_checkpoints, load_communities, region_from_feature
+from geo.load import load_communities, region_from_feature
 from geo.regions import LEVEL_CODE, Region, RiskIndex
 from geo.sweep import PlaceStore
 from pipeline.errors import PipelineError
@@ -49,7 +48,6 @@ class Runtime:
     settings: Settings
     metrics: Metrics
     communities: CommunityIndex
-    checkpoints: dict[str, Any]
     rules: Rules | None = None
     rules_source: str = ""
     regions: RiskIndex = field(default_factory=RiskIndex)
@@ -61,8 +59,7 @@ class Runtime:
     @classmethod
     def from_settings(cls, settings: Settings, metrics: Metrics | None = None) -> Runtime:
         communities = CommunityIndex(load_communities(settings.path(settings.communities)))
-        checkpoints = {c.id: c for c in load_checkpoints(settings.path(settings.checkpoints))}
-        return cls(settings=settings, metrics=metrics or Metrics(), communities=communities, checkpoints=checkpoints)
+        return cls(settings=settings, metrics=metrics or Metrics(), communities=communities)
 
     @property
     def lookback(self) -> timedelta:
