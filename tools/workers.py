@@ -122,7 +122,7 @@ def start_worker(
     *,
     log_dir: Path | None = None,
     name: str = "worker",
-    loglevel: str = "warning",
+    loglevel: str = os.environ.get("EPIFLOW_WORKER_LOGLEVEL", "warning"),
 ) -> WorkerProcess:
     """Start `epiflow worker --web-port PORT` with `settings_env` (EPIFLOW_* variables) over this environment.
 
