@@ -34,9 +34,9 @@ __all__ = ["Agents", "register_agents"]
 log = logging.getLogger(__name__)
 
 REEVALUATE = "epiflow-reevaluate"
-#: Person events joined per batch, and the longest a partial batch waits (seconds): one risk lookup per batch.
-JOIN_BATCH = 256
-JOIN_WITHIN = 0.005
+#: Records an agent takes per batch, and the longest a partial batch waits (seconds); the join makes one risk lookup per batch.
+BATCH_MAX = 256
+BATCH_WITHIN = 0.005
 _PAYLOAD_LIMIT = 64 * 1024
 
 
@@ -278,7 +278,7 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
 
     @app.agent(topics.person_events, name="join")
     async def join(stream: Any) -> None:
-        async for events in stream.take_events(JOIN_BATCH, within=JOIN_WITHIN):
+        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
             try:
                 await agents.join_batch(events)
             except Exception:
@@ -335,7 +335,7 @@ def _ingest_agent(app: faust.App, agents: Agents, kind: str, topic: Any) -> None
     async def ingest_agent(stream: Any) -> None:
         if agents.runtime.rules is None:
             await agents.control_ready.wait()
-        async for events in stream.take_events(JOIN_BATCH, within=JOIN_WITHIN):
+        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
             for event in events:
                 await agents.ingest_one(kind, event.message)
 
