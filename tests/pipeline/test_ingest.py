@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import orjson
 import pytest
 
 from pipeline.errors import RejectedEvent
-from pipeline.ingest import ingest
 from pipeline.identity import person_key
+from pipeline.ingest import ingest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCAN = orjson.loads((ROOT / "config/examples/checkpoint_scan__valid.json").read_bytes())

@@ -9,7 +9,14 @@ import pytest
 
 from pipeline.cases import Case
 from pipeline.errors import PipelineError
-from pipeline.reports import colour_for, community_colours, daily_reports, district_summary, queue_rows, reports_html
+from pipeline.reports import (
+    colour_for,
+    community_colours,
+    daily_reports,
+    district_summary,
+    queue_rows,
+    reports_html,
+)
 
 T0 = datetime(2022, 6, 20, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 ZONE = ZoneInfo("Asia/Shanghai")
