@@ -734,7 +734,12 @@ def _busiest_community_topic(deployment: Deployment, at: datetime) -> str:
 
 
 class _SlowConsumer:
-    """A community's consumer that takes 1 record per poll and sleeps 1 s after each, until hurried."""
+    """A community's consumer that takes 1 record per second, then stops reading after a few, until hurried.
+
+    Stalling (rather than only reading slowly) keeps it behind however long the pipeline takes to drain.
+    """
+
+    STALL_AFTER = 3
 
     def __init__(self, bootstrap: str, topic: str, group: str) -> None:
         self.bootstrap, self.topic, self.group = bootstrap, topic, group
@@ -755,6 +760,9 @@ class _SlowConsumer:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if self._slow and self.received >= self.STALL_AFTER:
+                time.sleep(0.2)  # a desk that stopped reading; kafka-python keeps heartbeating meanwhile
+                continue
             for messages in self._consumer.poll(timeout_ms=200).values():
                 for message in messages:
                     self.received += 1
