@@ -9,8 +9,19 @@ import faust
 from faust.auth import SASLCredentials, SSLCredentials
 
 from pipeline.settings import Settings
+from streams import kafka
 
-__all__ = ["build_app"]
+__all__ = ["App", "build_app"]
+
+
+class App(faust.App):
+    """faust.App whose `kafka://` consumer is `streams.kafka.Consumer` (commits that hold across rebalances)."""
+
+    def _new_transport(self) -> Any:
+        urls = self.conf.broker_consumer
+        if urls[0].scheme in ("kafka", "aiokafka"):
+            return kafka.Transport(urls, self)
+        return super()._new_transport()
 
 
 def _credentials(settings: Settings) -> Any:
@@ -55,4 +66,4 @@ def build_app(settings: Settings, *, app_id: str | None = None, web_enabled: boo
         broker_credentials=_credentials(settings),
     )
     options.update(overrides)
-    return faust.App(app_id or f"{settings.topic_prefix}-worker", **options)
+    return App(app_id or f"{settings.topic_prefix}-worker", **options)
