@@ -30,6 +30,11 @@ def register_views(app: faust.App, agents: Agents) -> None:
         async def get(self, request: Request) -> Response:
             return self.json(status(agents))
 
+    @app.page("/api/offsets")
+    class OffsetsView(View):
+        async def get(self, request: Request) -> Response:
+            return self.json(consumer_offsets(app))
+
 
 def status(agents: Agents) -> dict[str, Any]:
     """Counts, rules version and refusals of this worker."""
@@ -42,3 +47,27 @@ def status(agents: Agents) -> dict[str, Any]:
         "counts": dict(agents.counts),
         "refusals": list(rt.refusals[-10:]),
     }
+
+
+def consumer_offsets(app: faust.App) -> list[dict[str, Any]]:
+    """Per assigned partition, the consumer's bookkeeping: read, committed, acked but uncommitted, in flight.
+
+    What an operator looks at when a group's lag stops shrinking although the worker is idle.
+    """
+    consumer = app.consumer
+    in_flight: dict[Any, list[int]] = {}
+    for message in list(consumer.unacked):
+        if not message.acked:
+            in_flight.setdefault(message.tp, []).append(message.offset)
+    rows = []
+    for tp in sorted(consumer.assignment(), key=lambda t: (t.topic, t.partition)):
+        acked = sorted(consumer._acked.get(tp, ()))
+        flying = in_flight.get(tp, [])
+        rows.append({
+            "topic": tp.topic, "partition": tp.partition,
+            "read": consumer._read_offset.get(tp), "committed": consumer._committed_offset.get(tp),
+            "acked_uncommitted": len(acked), "acked_min": acked[0] if acked else None,
+            "acked_max": acked[-1] if acked else None,
+            "in_flight": len(flying), "in_flight_min": min(flying) if flying else None,
+        })
+    return rows

@@ -170,12 +170,19 @@ def input_records(folder: Path) -> list[tuple[str, bytes]]:
 
 
 class Pusher:
-    """Produces records to the input topics from a background thread, optionally at a fixed rate."""
+    """Produces records to the input topics from a background thread, optionally at a fixed rate.
 
-    def __init__(self, deployment: Deployment, records: list[tuple[str, bytes]], rate: float | None = None) -> None:
+    With `hold_after`, it stops after that many records until `release()`: a drill whose hostile act
+    must land mid-stream holds the rest of the input back until the act is done, however slow it was.
+    """
+
+    def __init__(self, deployment: Deployment, records: list[tuple[str, bytes]], rate: float | None = None,
+                 hold_after: int | None = None) -> None:
         self.deployment = deployment
         self.records = records
         self.rate = rate
+        self.hold_after = hold_after
+        self._released = threading.Event()
         self.sent = 0
         self.error: BaseException | None = None
         self.started_at = 0.0
@@ -187,6 +194,10 @@ class Pusher:
         self._thread.start()
         return self
 
+    def release(self) -> None:
+        """Let a held pusher send the rest."""
+        self._released.set()
+
     def _run(self) -> None:
         from kafka import KafkaProducer
 
@@ -194,12 +205,18 @@ class Pusher:
             producer = KafkaProducer(bootstrap_servers=self.deployment.bootstrap, linger_ms=5, acks="all",
                                      retries=2_147_483_647, max_block_ms=120_000)
             try:
+                held_s = 0.0
                 for n, (kind, raw) in enumerate(self.records, 1):
                     # a null value (tombstone) needs a key: kafka-python refuses a record with neither
                     producer.send(self.deployment.topic(kind), key=None if raw is not None else b"drill-null", value=raw)
                     self.sent = n
+                    if n == self.hold_after:
+                        producer.flush(timeout=120)
+                        held = time.monotonic()
+                        self._released.wait(timeout=300)
+                        held_s = time.monotonic() - held
                     if self.rate:
-                        lag = self.started_at + n / self.rate - time.monotonic()
+                        lag = self.started_at + held_s + n / self.rate - time.monotonic()
                         if lag > 0:
                             time.sleep(lag)
                 producer.flush(timeout=120)
@@ -654,7 +671,8 @@ def drill_region_relist(ctx: DrillContext, result: dict[str, Any]) -> None:
         relist = deployment.folder / "relist.geojson"
         relist.write_bytes(orjson.dumps({"type": "FeatureCollection", "features": [feature]}))
         t0 = datetime.now(UTC)
-        pusher = Pusher(deployment, records, rate=len(records) / (8 if ctx.quick else 20)).start()
+        pusher = Pusher(deployment, records, rate=len(records) / (8 if ctx.quick else 20),
+                        hold_after=len(records) * 3 // 4).start()
         _wait_consumed(workers, len(records) // 4, 120)
         lifted = time.monotonic()
         deployment.epiflow("regions", "publish", "--lift", region_id)
@@ -663,6 +681,7 @@ def drill_region_relist(ctx: DrillContext, result: dict[str, Any]) -> None:
         deployment.epiflow("regions", "publish", str(relist))
         relisted = time.monotonic()
         consumed_at_relist = _consumed(workers)
+        pusher.release()
         figures = finish(deployment, pusher, t0, 300)
         figures.update(region=region_id, consumed_at_lift=consumed_at_lift, consumed_at_relist=consumed_at_relist,
                        of_inputs=len(records), lifted_for_s=round(relisted - lifted, 2),
