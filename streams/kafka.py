@@ -1,44 +1,49 @@
 """The `kafka://` transport: Faust's aiokafka driver with its offset bookkeeping made to hold across rebalances.
 
-Two corrections, both about a rebalance that happens while records are on their way:
+Faust commits a partition's offset only up to the first record that was never acked. Around a
+rebalance (a worker killed, restarted, or too slow to heartbeat) records can go missing inside
+Faust's pipeline: fetched under the old assignment and stamped with the new generation, cleared from
+a queue, or skipped by the stream. The group's offset then stops below them for good although the
+worker is idle. Three corrections:
 
-Records fetched before a rebalance can reach the worker after it; Faust stamps them with the *new*
-generation, so they pass as current. Their offsets then disagree with the position the new
-assignment seeked to: Faust either counts the records in between as a gap that needs no processing
-(they are committed unprocessed, so lost) or drops the re-read ones as already seen (the group's
-offset then never moves past them). Here a fetch belongs to the generation that was current when
-it started, and is discarded whole when that generation is gone; the records are fetched again
-from the committed position.
-
-Faust also records an offset as committed even when the broker refused the commit because the group had
-rebalanced meanwhile. When that happens after the partition came back to the same worker, Faust's
-memory says "committed up to N" while the broker still has an older offset: the re-read records are
-then never acked (they sit below N), nothing newer arrives, and the group's offset stays behind for
-good although every record was processed. Here a refused commit restores what the broker is known to
-hold (the offset read at the last assignment, or our last commit that went through), so the re-read
-records are acked and committed again.
+- A fetch that saw the group's generation change is discarded and read again from the committed
+  offsets, instead of passing stale records off as current.
+- A commit the broker refused (the group had rebalanced meanwhile) is not remembered as made, so
+  the records read again afterwards are acked and committed again.
+- A partition whose committed offset has not moved for `STUCK_AFTER_S` while records above it
+  exist and none of its records is being processed is read again from its committed offset.
+  Re-reading is safe: person state is idempotent by event id and triage only sends on a change.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+import weakref
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 
-__all__ = ["Consumer", "Transport"]
+__all__ = ["STUCK_AFTER_S", "Consumer", "Transport"]
 
 log = logging.getLogger(__name__)
 
+#: How long a partition may sit with its offset below records nobody is processing before it is re-read.
+STUCK_AFTER_S = 5.0
+
 
 class Consumer(faust_aiokafka.Consumer):
-    """aiokafka consumer whose idea of the committed offset only moves when the broker took the commit."""
+    """aiokafka consumer whose committed offsets keep moving across rebalances (see the module docstring)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._broker_offsets: dict[TP, int | None] = {}
+        self._unmoved: dict[TP, tuple[tuple[int, int | None, int], float]] = {}
+        self._checked_at = 0.0
+        #: every record handed to Faust and still referenced somewhere (queued, buffered, being processed)
+        self._delivered: weakref.WeakSet[Message] = weakref.WeakSet()
 
     async def perform_seek(self) -> None:
         """Seek to the committed offsets and remember them as what the broker holds."""
@@ -47,6 +52,7 @@ class Consumer(faust_aiokafka.Consumer):
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
         """Faust's fetch loop, except that a fetch which saw the generation change is discarded and re-read."""
+        await self._reread_stuck_partitions()
         generation_id = self.app.consumer_generation_id
         records, active_partitions = await self._wait_next_records(timeout)
         if records is None or self.should_stop:
@@ -63,7 +69,9 @@ class Consumer(faust_aiokafka.Consumer):
                 return
             if active_partitions is None or tp in active_partitions or tp in self._buffered_partitions:
                 self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-                yield tp, self._to_message(tp, record)
+                message = self._to_message(tp, record)
+                self._delivered.add(message)
+                yield tp, message
 
     async def _seek_to_committed(self, why: str) -> None:
         """Drop what was fetched and read again from the committed offsets (re-reading is idempotent)."""
@@ -73,9 +81,44 @@ class Consumer(faust_aiokafka.Consumer):
         except Exception as exc:  # the next rebalance seeks again
             log.warning("seek to committed offsets failed: %r", exc)
 
+    async def _reread_stuck_partitions(self) -> None:
+        """Seek partitions whose offset cannot move although nothing of theirs is in flight (at most once a second)."""
+        now = time.monotonic()
+        if not self.flow_active or now - self._checked_at < 1.0:
+            return
+        self._checked_at = now
+        stuck = self.stuck_partitions(now)
+        if stuck:
+            for tp, offset in stuck.items():
+                log.warning("re-reading topic=%s partition=%s from offset=%s: its committed offset has not moved for "
+                            "%.0f s with records above it and none in flight", tp.topic, tp.partition, offset, STUCK_AFTER_S)
+                self._unmoved.pop(tp, None)
+            await self.seek_wait(stuck)
+
+    def stuck_partitions(self, now: float) -> dict[TP, int]:
+        """Assigned, acked partitions whose committed offset is below the end, unchanged for `STUCK_AFTER_S`, idle."""
+        in_flight = {message.tp for message in list(self._delivered) if not message.acked}
+        stuck: dict[TP, int] = {}
+        for tp in self.assignment():
+            committed = self._committed_offset.get(tp)
+            end = self.highwater(tp) if self.app.topics.acks_enabled_for(tp.topic) else None  # log end: last + 1
+            acked = self._acked.get(tp) or ()
+            if (committed is None or end is None or committed >= end or tp in in_flight
+                    or tp in self._paused_partitions or (acked and min(acked) <= committed)):
+                self._unmoved.pop(tp, None)
+                continue
+            seen = (committed, self._read_offset.get(tp), len(acked))
+            since = self._unmoved.get(tp)
+            if since is None or since[0] != seen:
+                self._unmoved[tp] = (seen, now)
+            elif now - since[1] >= STUCK_AFTER_S:
+                stuck[tp] = committed
+        return stuck
+
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         for tp in revoked:
             self._broker_offsets.pop(tp, None)
+            self._unmoved.pop(tp, None)
         await super().on_partitions_revoked(revoked)
 
     async def _commit_offsets(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.streams.test_drills import KNOWN_STALL
-from tools.drills import DrillContext, DrillFailed, Pusher, finish, input_records, new_deployment, run_drill
+from tools.drills import DrillContext, Pusher, finish, input_records, new_deployment, run_drill
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -29,12 +28,7 @@ def test_two_workers_split_partitions_and_match_offline(kafka_bootstrap: str, tm
         second.wait_ready(90, min_regions=1)
         records = input_records(deployment.folder)
         pusher = Pusher(deployment, records).start()
-        try:
-            figures = finish(deployment, pusher, datetime.now(UTC), 300)
-        except DrillFailed as exc:
-            if str(exc).startswith(KNOWN_STALL):
-                pytest.xfail(f"known open commit stall: {exc}")
-            raise
+        figures = finish(deployment, pusher, datetime.now(UTC), 300)
         per_worker = [first.counts(), second.counts()]
     finally:
         deployment.stop()
@@ -54,12 +48,6 @@ def test_two_workers_split_partitions_and_match_offline(kafka_bootstrap: str, tm
 
 
 @pytest.mark.timeout(400)
-@pytest.mark.xfail(
-    reason="known open bug: after SIGKILL and restart the group's committed offset on one person-events "
-    "partition stops advancing (e.g. 153 of 1,859) and the drill never sees the pipeline drain; "
-    "see `python -m tools.drills --only kill-worker`",
-    strict=False,
-)
 def test_worker_killed_mid_stream_and_restarted_misses_nothing(kafka_bootstrap: str, tmp_path: Path) -> None:
     result = run_drill("kill-worker", DrillContext(bootstrap=kafka_bootstrap, workdir=tmp_path, quick=True))
     figures = result["figures"]

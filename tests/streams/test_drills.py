@@ -18,20 +18,12 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 IN_SUITE = ("poison", "rules-publish", "region-relist", "slow-consumer")
 
 
-#: The open bug these drills sometimes hit: the group's committed offset on a person-events partition
-#: stops advancing, so the drill never sees the pipeline drain. Reported as xfail with its figures;
-#: every other failure (a message missing, accounting off) fails the test.
-KNOWN_STALL = "pipeline not drained"
-
-
 @pytest.mark.timeout(480)
 @pytest.mark.parametrize("name", IN_SUITE)
 def test_drill(name: str, kafka_bootstrap: str, tmp_path: Path) -> None:
     result = run_drill(name, DrillContext(bootstrap=kafka_bootstrap, workdir=tmp_path, quick=True))
     print(result)
 
-    if not result["ok"] and str(result.get("error", "")).startswith(KNOWN_STALL):
-        pytest.xfail(f"known open commit stall: {result['error']}")
     assert result["ok"], result.get("error")
     figures = result["figures"]
     assert figures["missing"] == 0 and figures["expected"] > 0

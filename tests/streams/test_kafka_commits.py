@@ -1,9 +1,9 @@
-"""The kafka:// consumer's commit bookkeeping: a commit the broker refused is not remembered as made.
+"""The kafka:// consumer's offset bookkeeping (`streams/kafka.py`), without a broker.
 
-Faust's own consumer records the offset whatever the broker answered; after a rebalance that returns
-the partition to the same worker, the re-read records then sit below that offset, are never acked,
-and the group's committed offset stays behind for good. No broker is needed: the commit call itself
-is replaced, everything around it is Faust's.
+A commit the broker refused is not remembered as made (Faust's own consumer records the offset
+whatever the broker answered, and the group's offset then stays behind for good), and a partition
+whose offset cannot move although none of its records is being processed is found and re-read.
+The broker calls are replaced; everything around them is Faust's.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import asyncio
 from unittest import mock
 
 import pytest
-from faust.types import TP
+from faust.types import TP, Message
 
 from pipeline.settings import load_settings
 from streams.app import build_app
-from streams.kafka import Consumer
+from streams.kafka import STUCK_AFTER_S, Consumer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -60,3 +60,37 @@ def test_an_accepted_commit_moves_both_offsets() -> None:
     assert asyncio.run(consumer.commit()) is True
     assert consumer._committed_offset[PARTITION] == 200
     assert consumer._broker_offsets[PARTITION] == 200
+
+
+def _idle_partition(consumer: Consumer, end: int = 741) -> None:
+    """Committed 135, records 135..136 never acked, 137..end-1 acked, nothing being processed."""
+    consumer.highwater = lambda tp: end  # type: ignore[method-assign]
+    consumer.app.topics.acks_enabled_for = lambda topic: True  # type: ignore[method-assign]
+    consumer._read_offset[PARTITION] = end - 1
+    _ack(consumer, range(137, end))
+
+
+def test_a_partition_idle_below_records_nobody_processes_is_found_after_the_delay() -> None:
+    consumer = _consumer(broker_answer=True)
+    _idle_partition(consumer)
+    assert consumer.stuck_partitions(100.0) == {}
+    assert consumer.stuck_partitions(100.0 + STUCK_AFTER_S - 0.1) == {}
+    assert consumer.stuck_partitions(100.0 + STUCK_AFTER_S) == {PARTITION: 135}
+
+
+def test_a_partition_with_a_record_in_flight_or_caught_up_or_moving_is_not_stuck() -> None:
+    consumer = _consumer(broker_answer=True)
+    _idle_partition(consumer)
+    queued = Message(PARTITION.topic, PARTITION.partition, 135, 0.0, 0, {}, None, b"{}", None, tp=PARTITION)
+    consumer._delivered.add(queued)
+    consumer.stuck_partitions(100.0)
+    assert consumer.stuck_partitions(200.0) == {}
+    queued.acked = True
+    consumer.stuck_partitions(300.0)
+    _ack(consumer, [741])  # moving: the timer starts again
+    assert consumer.stuck_partitions(300.0 + STUCK_AFTER_S) == {}
+
+    caught_up = _consumer(broker_answer=True)
+    _idle_partition(caught_up, end=135)
+    caught_up.stuck_partitions(100.0)
+    assert caught_up.stuck_partitions(200.0) == {}
