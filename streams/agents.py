@@ -10,7 +10,7 @@ import asyncio
 import base64
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -80,9 +80,10 @@ class Agents:
     awaiting: dict[str, Case] = field(default_factory=dict)
     _escalating: set[str] = field(default_factory=set)
 
-    async def send(self, topic: Any, key: bytes | None, value: bytes) -> None:
-        """Hand a record to the producer directly: the hot paths skip Faust's per-message channel machinery."""
-        await self.app.producer.send(topic.get_topic_name(), key, value, None, None, None)
+    async def send(self, topic: Any, key: bytes | None, value: bytes) -> Awaitable[Any]:
+        """Hand a record to the producer directly (the hot paths skip Faust's per-message channel
+        machinery); returns the future that resolves once the broker has it."""
+        return await self.app.producer.send(topic.get_topic_name(), key, value, None, None, None)
 
     async def dead_letter(self, message: Any, reason: str, detail: str) -> None:
         payload, encoding = _payload_text(message.value)
@@ -144,22 +145,28 @@ class Agents:
         outcomes = step_many(list(grouped.values()), rt.rules, rt.regions, rt.communities, now)
         _remember_places(rt, [(o.before, o.after) for o in outcomes if o.events])
         wall = utc_now()
+        deliveries = [await self._send_triage(key, o.message, o.events, wall)
+                      for key, o in zip(grouped, outcomes, strict=True) if o.message is not None]
+        if deliveries:
+            # the state remembers the verdict as sent: it must not reach the changelog before the
+            # message reaches its queue, or a crash in between loses the message for good
+            await asyncio.gather(*(d for pair in deliveries for d in pair))
         for key, outcome in zip(grouped, outcomes, strict=True):
             if outcome.after is not outcome.before:
-                self.persons[key] = state_to_bytes(outcome.after)
-            message = outcome.message
-            if message is not None:
-                await self._send_triage(key, message, outcome.events, wall)
+                await self.persons.put(key, state_to_bytes(outcome.after))
             for person_event in outcome.events:
                 for waiter in self.waiters.pop(f"{person_event.event_id}/{key.decode()}", ()):
                     waiter(person_event, outcome.verdict)
         self.counts["joined"] += len(events)
 
-    async def _send_triage(self, key: bytes, message: TriageMessage, events: tuple[PersonEvent, ...], wall: datetime) -> None:
+    async def _send_triage(
+        self, key: bytes, message: TriageMessage, events: tuple[PersonEvent, ...], wall: datetime
+    ) -> tuple[Awaitable[Any], Awaitable[Any]]:
+        """Send the message to its community queue and to the cases topic; returns both deliveries."""
         rt = self.runtime
         body = message.model_dump_json().encode()
-        await self.send(await self.topics.triage(message.community), key, body)
-        await self.send(self.topics.cases, message.case_id.encode(), body)
+        queued = await self.send(await self.topics.triage(message.community), key, body)
+        recorded = await self.send(self.topics.cases, message.case_id.encode(), body)
         rt.metrics.verdicts.labels(action=message.action).inc()
         self.counts["flagged"] += 1
         latency = (wall - min(e.ingested_at for e in events)).total_seconds() if events else 0.0
@@ -167,6 +174,7 @@ class Agents:
             rt.metrics.latency.observe(latency)
         for listener in self.listeners:
             listener(message, latency)
+        return queued, recorded
 
     async def case_one(self, topic: str, key: bytes, value: bytes) -> None:
         """Open a case from a triage message, or apply an accept / resolve / escalate event to it."""

@@ -6,8 +6,8 @@ Faust's pipeline: fetched under the old assignment and stamped with the new gene
 a queue, or skipped by the stream. The group's offset then stops below them for good although the
 worker is idle. Three corrections:
 
-- A fetch that saw the group's generation change is discarded and read again from the committed
-  offsets, instead of passing stale records off as current.
+- Records of a fetch that saw the group's generation change are read again from their partition's
+  committed offset, instead of passing off as current (changelogs being recovered are left alone).
 - A commit the broker refused (the group had rebalanced meanwhile) is not remembered as made, so
   the records read again afterwards are acked and committed again.
 - A partition whose committed offset has not moved for `STUCK_AFTER_S` while records above it
@@ -51,35 +51,38 @@ class Consumer(faust_aiokafka.Consumer):
         self._broker_offsets.update(self._committed_offset)
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
-        """Faust's fetch loop, except that a fetch which saw the generation change is discarded and re-read."""
+        """Faust's fetch loop, except that records of a fetch that saw the generation change are re-read."""
         await self._reread_stuck_partitions()
         generation_id = self.app.consumer_generation_id
         records, active_partitions = await self._wait_next_records(timeout)
         if records is None or self.should_stop:
             return
         if not self.flow_active:
-            await self._seek_to_committed("fetch returned while flow was stopped")
+            try:
+                await self.perform_seek()  # what Faust does here: read again from the committed offsets
+            except Exception as exc:  # the next rebalance seeks again
+                log.warning("seek to committed offsets failed: %r", exc)
             return
+        stale: dict[TP, int] = {}
         for tp, record in self.scheduler.iterate(records):
             if not self.flow_active:
                 break
-            if self.app.consumer_generation_id != generation_id:
-                await self._seek_to_committed(f"fetch started in generation {generation_id}, "
-                                              f"the group is now in {self.app.consumer_generation_id}")
-                return
+            if tp in stale or (self.app.consumer_generation_id != generation_id and self._rereadable(tp)):
+                stale.setdefault(tp, self._committed_offset[tp])
+                continue
             if active_partitions is None or tp in active_partitions or tp in self._buffered_partitions:
                 self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
                 message = self._to_message(tp, record)
                 self._delivered.add(message)
                 yield tp, message
+        if stale:
+            log.info("fetch started in generation %s, the group is now in %s: re-reading %s",
+                     generation_id, self.app.consumer_generation_id, stale)
+            await self.seek_wait(stale)
 
-    async def _seek_to_committed(self, why: str) -> None:
-        """Drop what was fetched and read again from the committed offsets (re-reading is idempotent)."""
-        log.info("re-reading from committed offsets: %s", why)
-        try:
-            await self.perform_seek()
-        except Exception as exc:  # the next rebalance seeks again
-            log.warning("seek to committed offsets failed: %r", exc)
+    def _rereadable(self, tp: TP) -> bool:
+        """Records we ack and commit, with a committed offset to go back to (changelogs under recovery are not)."""
+        return self.app.topics.acks_enabled_for(tp.topic) and self._committed_offset.get(tp) is not None
 
     async def _reread_stuck_partitions(self) -> None:
         """Seek partitions whose offset cannot move although nothing of theirs is in flight (at most once a second)."""

@@ -8,10 +8,12 @@ events, so computing it here keeps every key in its source partition on both tra
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 import faust
 from faust.tables.table import Table
+from faust.types import TP
 
 from streams.memory import key_partition
 
@@ -23,6 +25,24 @@ class KeyPartitionedTable(Table):
 
     def partition_for_key(self, key: Any) -> int:
         return key_partition(key, self.partitions)
+
+    async def put(self, key: bytes, value: bytes) -> Awaitable[Any]:
+        """Set `key` and hand its changelog record straight to the producer; returns the delivery future.
+
+        `table[key] = value` goes through Faust's per-record producer buffer, which every commit and
+        rebalance must drain one record at a time: under load that made commits and revocations
+        overrun the session timeout. Raw bytes both ways, as the changelog is declared.
+        """
+        partition = self.partition_for_key(key)
+        self.data[key] = value
+        delivery = await self.app.producer.send(self.changelog_topic.get_topic_name(), key, value, partition, None, None)
+        delivery.add_done_callback(lambda done: self._persisted(TP(self.changelog_topic.get_topic_name(), partition), done))
+        return delivery
+
+    def _persisted(self, tp: TP, delivery: Any) -> None:
+        """What Faust's own changelog callback does: tell the store up to where the changelog holds its data."""
+        if not delivery.cancelled() and delivery.exception() is None:
+            self.data.set_persisted_offset(tp, delivery.result().offset)
 
 
 def raw_table(app: faust.App, name: str, partitions: int) -> KeyPartitionedTable:
