@@ -184,9 +184,9 @@ class Agents:
             raw = self.cases.get(key)
             if raw is not None:
                 case, _ = read_case(raw)
-                self._put_case(update_from_message(case, message), message)
+                await self._put_case(update_from_message(case, message), message)
             elif message.action != "clear":
-                self._put_case(open_case(message, rt.communities.street_of(message.community)), message)
+                await self._put_case(open_case(message, rt.communities.street_of(message.community)), message)
                 rt.metrics.cases_opened.labels(action=message.action).inc()
             return
         event = CaseEvent.model_validate_json(value)
@@ -198,17 +198,17 @@ class Agents:
         updated = apply_case_event(case, event)
         if updated == case:
             return
-        self._put_case(updated, message)
-        rt.metrics.case_events.labels(kind=event.kind).inc()
         if event.kind == "escalated":
-            rt.metrics.cases_overdue.inc()
             street = updated.street or "unassigned"
-            await (await self.topics.street(street)).send(
-                key=updated.person_key.encode(), value=_escalation_body(updated, message, event)
-            )
+            # delivered before the case records it as escalated, as for triage messages in `join_batch`
+            await (await self.send(await self.topics.street(street), updated.person_key.encode(),
+                                   _escalation_body(updated, message, event)))
+            rt.metrics.cases_overdue.inc()
+        await self._put_case(updated, message)
+        rt.metrics.case_events.labels(kind=event.kind).inc()
 
-    def _put_case(self, case: Case, message: TriageMessage | dict[str, Any]) -> None:
-        self.cases[case.case_id.encode()] = case_record(case, message)
+    async def _put_case(self, case: Case, message: TriageMessage | dict[str, Any]) -> None:
+        await self.cases.put(case.case_id.encode(), case_record(case, message))
         self._track(case)
 
     def _track(self, case: Case) -> None:
