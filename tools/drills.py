@@ -50,6 +50,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+#: set by `--keep`: leave each deployment's topics on the broker as well as its work dir
+KEEP_TOPICS = False
 STREAM_FILES = {"declarations": "declarations.jsonl", "checkpoint-scans": "checkpoint_scans.jsonl", "nat-results": "nat_results.jsonl"}
 
 
@@ -130,8 +132,11 @@ class Deployment:
             worker.terminate(timeout=20)
 
     def cleanup(self) -> None:
+        """Delete the deployment's topics (kept with `--keep`, to look into a failed drill)."""
         from kafka import KafkaAdminClient
 
+        if KEEP_TOPICS:
+            return
         with contextlib.suppress(Exception):
             admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10_000)
             try:
@@ -910,7 +915,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", choices=sorted(DRILLS), help="run only this drill (repeatable)")
     parser.add_argument("--quick", action="store_true", help="smaller simulations (what the test suite runs)")
     parser.add_argument("--broker", default=os.environ.get("EPIFLOW_TEST_BROKER"), help="host:port of a running broker")
-    parser.add_argument("--keep", action="store_true", help="keep the work dir (simulations, worker logs)")
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (simulations, worker logs) and the topics")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
@@ -918,6 +923,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminated)  # run the drills' cleanup (stop workers, private broker) on SIGTERM
     workdir = Path(tempfile.mkdtemp(prefix="epiflow-drills-"))
     failed = 0
+    global KEEP_TOPICS
+    KEEP_TOPICS = args.keep
     try:
         with _broker(args.broker) as bootstrap:
             ctx = DrillContext(bootstrap=bootstrap, workdir=workdir, quick=args.quick)
