@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: set by `--keep`: leave each deployment's topics on the broker as well as its work dir
 KEEP_TOPICS = False
+#: how long a worker may take to be ready: on a loaded machine, joining the group, recovering its
+#: tables and reading 2,400 risk regions has taken over 90 s
+READY_TIMEOUT_S = 180.0
 STREAM_FILES = {"declarations": "declarations.jsonl", "checkpoint-scans": "checkpoint_scans.jsonl", "nat-results": "nat_results.jsonl"}
 
 
@@ -538,7 +541,7 @@ def drill_kill_worker(ctx: DrillContext, result: dict[str, Any]) -> None:
         first.kill()
         killed_at = time.monotonic()
         restarted = deployment.start_worker("a-restarted", first.web_port)
-        restarted.wait_ready(90, min_regions=1)
+        restarted.wait_ready(READY_TIMEOUT_S, min_regions=1)
         ready_at = time.monotonic()
         figures = finish(deployment, pusher, t0, 300)
         figures.update(killed_after_inputs=at_kill, of_inputs=len(records), recovery_s=round(ready_at - killed_at, 2))
@@ -552,8 +555,8 @@ def drill_kill_worker(ctx: DrillContext, result: dict[str, Any]) -> None:
 
 def _two_workers(deployment: Deployment) -> tuple[WorkerProcess, WorkerProcess]:
     first, second = deployment.start_worker("a"), deployment.start_worker("b")
-    first.wait_ready(90, min_regions=1)
-    second.wait_ready(90, min_regions=1)
+    first.wait_ready(READY_TIMEOUT_S, min_regions=1)
+    second.wait_ready(READY_TIMEOUT_S, min_regions=1)
     return first, second
 
 

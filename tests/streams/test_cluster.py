@@ -14,7 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from tools.drills import DrillContext, Pusher, finish, input_records, new_deployment, run_drill
+from tools.drills import (
+    READY_TIMEOUT_S,
+    DrillContext,
+    Pusher,
+    finish,
+    input_records,
+    new_deployment,
+    run_drill,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -24,8 +32,8 @@ def test_two_workers_split_partitions_and_match_offline(kafka_bootstrap: str, tm
     deployment = new_deployment(kafka_bootstrap, tmp_path, people=4000, partitions=4)
     try:
         first, second = deployment.start_worker("a"), deployment.start_worker("b")
-        first.wait_ready(90, min_regions=1)
-        second.wait_ready(90, min_regions=1)
+        first.wait_ready(READY_TIMEOUT_S, min_regions=1)
+        second.wait_ready(READY_TIMEOUT_S, min_regions=1)
         records = input_records(deployment.folder)
         pusher = Pusher(deployment, records).start()
         figures = finish(deployment, pusher, datetime.now(UTC), 300)
