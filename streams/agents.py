@@ -85,19 +85,22 @@ class Agents:
         machinery); returns the future that resolves once the broker has it."""
         return await self.app.producer.send(topic.get_topic_name(), key, value, None, None, None)
 
-    async def dead_letter(self, message: Any, reason: str, detail: str) -> None:
+    async def dead_letter(self, message: Any, reason: str, detail: str) -> Awaitable[Any]:
+        """Send a dead letter; returns its delivery future."""
         payload, encoding = _payload_text(message.value)
         letter = DeadLetter(
             source_topic=message.topic, partition=message.partition, offset=message.offset,
             reason=reason, detail=detail[:2000], payload=payload, payload_encoding=encoding, at=utc_now(),
         )
-        await self.send(self.topics.dead_letters, message.key, letter.model_dump_json().encode())
+        delivery = await self.send(self.topics.dead_letters, message.key, letter.model_dump_json().encode())
         self.counts["dead_lettered"] += 1
         self.runtime.metrics.dead_letters.labels(topic=message.topic, reason=reason).inc()
         log.warning("dead letter topic=%s partition=%s offset=%s reason=%s", message.topic, message.partition, message.offset, reason)
+        return delivery
 
-    async def ingest_one(self, kind: str, message: Any) -> None:
-        """One input record → person events, or a dead letter. Never raises."""
+    async def ingest_one(self, kind: str, message: Any) -> list[Awaitable[Any]]:
+        """One input record → person events, or a dead letter; returns the delivery futures, which the
+        caller awaits before the record is acknowledged (a commit must never pass an undelivered output)."""
         rt = self.runtime
         self.counts["inputs"] += 1
         rt.metrics.events_in.labels(topic=kind).inc()
@@ -107,18 +110,17 @@ class Agents:
                 source_topic=message.topic, received_at=_received_at(message),
             )
         except RejectedEvent as exc:
-            await self.dead_letter(message, exc.reason, exc.detail)
-            return
+            return [await self.dead_letter(message, exc.reason, exc.detail)]
         except Exception as exc:  # one bad record never stops the agent
             log.exception("ingest failed topic=%s partition=%s offset=%s", message.topic, message.partition, message.offset)
-            await self.dead_letter(message, "internal_error", type(exc).__name__)
-            return
-        for person in people:
-            await self.send(self.topics.person_events, person.person_key.encode(), person.model_dump_json().encode())
+            return [await self.dead_letter(message, "internal_error", type(exc).__name__)]
+        deliveries = [await self.send(self.topics.person_events, person.person_key.encode(), person.model_dump_json().encode())
+                      for person in people]
         self.counts["forwarded"] += 1
         self.counts["person_events"] += len(people)
         rt.metrics.forwarded_inputs.labels(topic=kind).inc()
         rt.metrics.forwarded.labels(topic=kind).inc(len(people))
+        return deliveries
 
     def _state(self, key: bytes) -> PersonState:
         raw = self.persons.get(key)
@@ -344,8 +346,8 @@ def _ingest_agent(app: faust.App, agents: Agents, kind: str, topic: Any) -> None
         if agents.runtime.rules is None:
             await agents.control_ready.wait()
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
-            for event in events:
-                await agents.ingest_one(kind, event.message)
+            deliveries = [d for event in events for d in await agents.ingest_one(kind, event.message)]
+            await asyncio.gather(*deliveries)
 
     app.agent(topic, name=f"ingest-{kind}")(ingest_agent)
 
