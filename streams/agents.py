@@ -153,12 +153,15 @@ class Agents:
             # the state remembers the verdict as sent: it must not reach the changelog before the
             # message reaches its queue, or a crash in between loses the message for good
             await asyncio.gather(*(d for pair in deliveries for d in pair))
+        written = []
         for key, outcome in zip(grouped, outcomes, strict=True):
             if outcome.after is not outcome.before:
-                await self.persons.put(key, state_to_bytes(outcome.after))
+                written.append(await self.persons.put(key, state_to_bytes(outcome.after)))
             for person_event in outcome.events:
                 for waiter in self.waiters.pop(f"{person_event.event_id}/{key.decode()}", ()):
                     waiter(person_event, outcome.verdict)
+        # the batch is acknowledged when this returns: its states must be in the changelog by then
+        await asyncio.gather(*written)
         self.counts["joined"] += len(events)
 
     async def _send_triage(
@@ -178,40 +181,42 @@ class Agents:
             listener(message, latency)
         return queued, recorded
 
-    async def case_one(self, topic: str, key: bytes, value: bytes) -> None:
-        """Open a case from a triage message, or apply an accept / resolve / escalate event to it."""
+    async def case_one(self, topic: str, key: bytes, value: bytes) -> Awaitable[Any] | None:
+        """Open a case from a triage message, or apply an accept / resolve / escalate event to it;
+        returns the delivery of the case's changelog record when it was written."""
         rt = self.runtime
         if topic == self.topics.cases.get_topic_name():
             message = TriageMessage.model_validate_json(value)
             raw = self.cases.get(key)
             if raw is not None:
                 case, _ = read_case(raw)
-                await self._put_case(update_from_message(case, message), message)
-            elif message.action != "clear":
-                await self._put_case(open_case(message, rt.communities.street_of(message.community)), message)
-                rt.metrics.cases_opened.labels(action=message.action).inc()
-            return
+                return await self._put_case(update_from_message(case, message), message)
+            if message.action == "clear":
+                return None
+            rt.metrics.cases_opened.labels(action=message.action).inc()
+            return await self._put_case(open_case(message, rt.communities.street_of(message.community)), message)
         event = CaseEvent.model_validate_json(value)
         raw = self.cases.get(event.case_id.encode())
         if raw is None:
             log.warning("case event for unknown case kind=%s", event.kind)
-            return
+            return None
         case, message = read_case(raw)
         updated = apply_case_event(case, event)
         if updated == case:
-            return
+            return None
         if event.kind == "escalated":
             street = updated.street or "unassigned"
             # delivered before the case records it as escalated, as for triage messages in `join_batch`
             await (await self.send(await self.topics.street(street), updated.person_key.encode(),
                                    _escalation_body(updated, message, event)))
             rt.metrics.cases_overdue.inc()
-        await self._put_case(updated, message)
         rt.metrics.case_events.labels(kind=event.kind).inc()
+        return await self._put_case(updated, message)
 
-    async def _put_case(self, case: Case, message: TriageMessage | dict[str, Any]) -> None:
-        await self.cases.put(case.case_id.encode(), case_record(case, message))
+    async def _put_case(self, case: Case, message: TriageMessage | dict[str, Any]) -> Awaitable[Any]:
+        delivery = await self.cases.put(case.case_id.encode(), case_record(case, message))
         self._track(case)
+        return delivery
 
     def _track(self, case: Case) -> None:
         """Keep the in-memory list of cases still waiting to be accepted (what the escalation timer scans)."""
@@ -302,12 +307,16 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
 
     @app.agent(case_channel, name="cases")
     async def case_agent(stream: Any) -> None:
-        async for event in stream.events():
-            try:
-                await agents.case_one(event.message.topic, event.key, event.value)
-            except Exception:
-                log.exception("case event failed topic=%s partition=%s offset=%s", event.message.topic,
-                              event.message.partition, event.message.offset)
+        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+            written = []
+            for event in events:
+                try:
+                    written.append(await agents.case_one(event.message.topic, event.key, event.value))
+                except Exception:
+                    log.exception("case event failed topic=%s partition=%s offset=%s", event.message.topic,
+                                  event.message.partition, event.message.offset)
+            # acknowledged when the batch ends: the cases it wrote must be in the changelog by then
+            await asyncio.gather(*(w for w in written if w is not None))
 
     @app.timer(interval=1.0)
     async def escalation_timer() -> None:
