@@ -4,10 +4,17 @@ Faust commits a partition's offset only up to the first record that was never ac
 rebalance (a worker killed, restarted, or too slow to heartbeat) records can go missing inside
 Faust's pipeline: fetched under the old assignment and stamped with the new generation, cleared from
 a queue, or skipped by the stream. The group's offset then stops below them for good although the
-worker is idle. Three corrections:
+worker is idle. Four corrections:
 
+- Offsets skipped between two delivered records are not counted as processed (Faust does that for
+  transaction markers, which our topics do not have): the partition is read again from its committed
+  offset. Recovery seeks every partition while the first batch is still being handed out, so the
+  rest of that batch jumps ahead of the sought offset; Faust then committed past records it never saw.
+  Nor does a commit pass a committed record that was never acked (Faust lets exactly one through).
 - Records of a fetch that saw the group's generation change are read again from their partition's
-  committed offset, instead of passing off as current (changelogs being recovered are left alone).
+  committed offset, instead of passing off as current (changelogs being recovered are left alone);
+  records left undelivered for any other reason (flow stopped, partition paused) are read again
+  from the first of them.
 - A commit the broker refused (the group had rebalanced meanwhile) is not remembered as made, so
   the records read again afterwards are acked and committed again.
 - A partition whose committed offset has not moved for `STUCK_AFTER_S` while records above it
@@ -44,6 +51,8 @@ class Consumer(faust_aiokafka.Consumer):
         self._checked_at = 0.0
         #: every record handed to Faust and still referenced somewhere (queued, buffered, being processed)
         self._delivered: weakref.WeakSet[Message] = weakref.WeakSet()
+        #: partitions where a delivered record skipped over offsets never delivered: first skipped offset
+        self._gaps: dict[TP, int] = {}
 
     async def perform_seek(self) -> None:
         """Seek to the committed offsets and remember them as what the broker holds."""
@@ -51,7 +60,9 @@ class Consumer(faust_aiokafka.Consumer):
         self._broker_offsets.update(self._committed_offset)
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
-        """Faust's fetch loop, except that records of a fetch that saw the generation change are re-read."""
+        """Faust's fetch loop, except that no fetched record is dropped without its partition being set back to it."""
+        if self._gaps:
+            await self._reread_gaps()
         await self._reread_stuck_partitions()
         generation_id = self.app.consumer_generation_id
         records, active_partitions = await self._wait_next_records(timeout)
@@ -63,22 +74,74 @@ class Consumer(faust_aiokafka.Consumer):
             except Exception as exc:  # the next rebalance seeks again
                 log.warning("seek to committed offsets failed: %r", exc)
             return
-        stale: dict[TP, int] = {}
+        undelivered: dict[TP, tuple[int, str]] = {}
         for tp, record in self.scheduler.iterate(records):
-            if not self.flow_active:
-                break
-            if tp in stale or (self.app.consumer_generation_id != generation_id and self._rereadable(tp)):
-                stale.setdefault(tp, self._committed_offset[tp])
+            if tp in undelivered:
                 continue
-            if active_partitions is None or tp in active_partitions or tp in self._buffered_partitions:
+            if not self.flow_active:
+                undelivered[tp] = (record.offset, "flow stopped")
+            elif self.app.consumer_generation_id != generation_id and self._rereadable(tp):
+                undelivered[tp] = (record.offset, "generation changed")
+            elif not (active_partitions is None or tp in active_partitions or tp in self._buffered_partitions):
+                undelivered[tp] = (record.offset, "partition inactive")
+            else:
                 self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
                 message = self._to_message(tp, record)
                 self._delivered.add(message)
                 yield tp, message
-        if stale:
-            log.info("fetch started in generation %s, the group is now in %s: re-reading %s",
-                     generation_id, self.app.consumer_generation_id, stale)
-            await self.seek_wait(stale)
+        if undelivered:
+            await self._read_again(undelivered, generation_id)
+
+    async def _read_again(self, undelivered: Mapping[TP, tuple[int, str]], generation_id: int) -> None:
+        """Set each partition back to its first undelivered record: the aiokafka position is already past it, and
+        Faust counts offsets it never saw as done once a later one arrives. After a generation change the
+        records delivered before it may be dropped by the streams, so those partitions go back to their commit."""
+        assigned = self.assignment()
+        targets: dict[TP, int] = {}
+        for tp, (offset, reason) in undelivered.items():
+            target = self._committed_offset.get(tp) if reason == "generation changed" else offset
+            if tp in assigned and target is not None:
+                targets[tp] = target
+            log.info("fetched records not delivered topic=%s partition=%s from=%s reason=%s generation=%s->%s "
+                     "reading again from=%s", tp.topic, tp.partition, offset, reason, generation_id,
+                     self.app.consumer_generation_id, targets.get(tp))
+        try:
+            await self.seek_wait(targets)
+        except Exception as exc:  # no longer assigned: whoever gets it starts from the committed offset
+            log.warning("seek back to undelivered records failed %s: %r", targets, exc)
+
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        """Faust counts offsets skipped between two delivered records as processed (meant for transaction
+        markers). Our acked topics have none: a gap means records were fetched and never delivered (a
+        batch handed out across a seek, a cleared queue), so the partition is read again instead."""
+        if not self.app.topics.acks_enabled_for(tp.topic):
+            await super()._add_gap(tp, offset_from, offset_to)
+            return
+        log.warning("offset gap topic=%s partition=%s offsets=%s..%s never delivered: reading again from the committed offset",
+                    tp.topic, tp.partition, offset_from, offset_to - 1)
+        self._gaps.setdefault(tp, offset_from)
+
+    def _new_offset(self, tp: TP) -> int | None:
+        """Faust's next offset to commit, but never while the committed record itself was not acked
+        (Faust lets one missing record through: it compares the lowest acked offset with `committed + 1`)."""
+        acked = self._acked.get(tp)
+        committed = self._committed_offset.get(tp)
+        if acked and committed is not None and min(acked) > committed:
+            return None
+        return super()._new_offset(tp)
+
+    async def _reread_gaps(self) -> None:
+        """Seek the partitions where a gap was seen back to their committed offset, or to the gap before the
+        first commit (duplicates are harmless)."""
+        gaps, self._gaps = self._gaps, {}
+        assigned = self.assignment()
+        targets = {tp: first if self._committed_offset.get(tp) is None else self._committed_offset[tp]
+                   for tp, first in gaps.items() if tp in assigned}
+        if targets:
+            try:
+                await self.seek_wait(targets)
+            except Exception as exc:  # lost the partition meanwhile: its next owner starts from the commit
+                log.warning("seek back over a gap failed %s: %r", targets, exc)
 
     def _rereadable(self, tp: TP) -> bool:
         """Records we ack and commit, with a committed offset to go back to (changelogs under recovery are not)."""

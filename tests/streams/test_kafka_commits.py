@@ -3,6 +3,8 @@
 A commit the broker refused is not remembered as made (Faust's own consumer records the offset
 whatever the broker answered, and the group's offset then stays behind for good), and a partition
 whose offset cannot move although none of its records is being processed is found and re-read.
+Offsets skipped between delivered records are read again rather than counted as processed, and
+no commit passes a committed record that was never acked.
 The broker calls are replaced; everything around them is Faust's.
 """
 
@@ -94,3 +96,24 @@ def test_a_partition_with_a_record_in_flight_or_caught_up_or_moving_is_not_stuck
     _idle_partition(caught_up, end=135)
     caught_up.stuck_partitions(100.0)
     assert caught_up.stuck_partitions(200.0) == {}
+
+
+def test_a_gap_between_delivered_records_is_read_again_not_counted_as_processed() -> None:
+    consumer = _consumer(broker_answer=True)
+    consumer.app.topics.acks_enabled_for = lambda topic: True  # type: ignore[method-assign]
+    consumer.seek_wait = mock.AsyncMock()  # type: ignore[method-assign]
+    asyncio.run(consumer._add_gap(PARTITION, 136, 240))  # 136..239 fetched, never delivered; 240 delivered
+    _ack(consumer, [135, 240, 241])
+    assert asyncio.run(consumer.commit()) is True
+    consumer._commit.assert_awaited_with({PARTITION: 136})  # not 242: 136..239 were never processed
+    asyncio.run(consumer._reread_gaps())
+    consumer.seek_wait.assert_awaited_once_with({PARTITION: 136})
+    assert consumer._gaps == {}
+
+
+def test_no_commit_passes_an_unacked_committed_record() -> None:
+    consumer = _consumer(broker_answer=True)
+    _ack(consumer, range(136, 200))  # 135, the committed (next) record, was never acked
+    assert asyncio.run(consumer.commit()) is False
+    consumer._commit.assert_not_awaited()
+    assert consumer._committed_offset[PARTITION] == 135
