@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
+from functools import lru_cache
 from typing import Any
+
+import msgspec
 
 from pipeline.state import PersonState, Place
 
@@ -52,9 +55,12 @@ class Windows:
     pre_designation: int
 
 
-@dataclass(frozen=True, slots=True)
-class Hit:
-    """A place that fell inside a designated risk region at the time the person was there."""
+class Hit(msgspec.Struct, frozen=True, gc=False):
+    """A place that fell inside a designated risk region at the time the person was there.
+
+    Like `Evidence`, a frozen msgspec Struct (as `state._Record`): immutable as a frozen dataclass,
+    built ten times faster, holding only values, so out of the cycle collector's way.
+    """
 
     level: int
     region_id: str
@@ -62,8 +68,7 @@ class Hit:
     designated_at: int
 
 
-@dataclass(frozen=True, slots=True)
-class Evidence:
+class Evidence(msgspec.Struct, frozen=True, gc=False):
     """One fact behind a rule firing, as a sentence plus the region, level and time it names."""
 
     text: str
@@ -88,7 +93,19 @@ Compiled = Callable[[Facts], list[Evidence] | None]
 
 
 def _fmt(t: int, tz: tzinfo, with_time: bool = True) -> str:
-    return datetime.fromtimestamp(t, tz).strftime("%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d")
+    """Local 'YYYY-MM-DD HH:MM' (or the date alone); %-formatting the fields is 3-4 times as fast as strftime."""
+    moment = datetime.fromtimestamp(t, tz)
+    if moment.year < 1000:  # strftime's unpadded years on some platforms, kept as they were
+        return moment.strftime("%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d")
+    if with_time:
+        return "%d-%02d-%02d %02d:%02d" % (moment.year, moment.month, moment.day, moment.hour, moment.minute)  # noqa: UP031
+    return "%d-%02d-%02d" % (moment.year, moment.month, moment.day)  # noqa: UP031
+
+
+@lru_cache(maxsize=1024)
+def _day(t: int, tz: tzinfo) -> str:
+    """`_fmt(t, tz, False)`, remembered: the same few designation times recur in every region hit."""
+    return _fmt(t, tz, False)
 
 
 def _mapping(value: Any, path: tuple, allowed: dict[str, bool]) -> dict[str, Any]:
@@ -138,11 +155,13 @@ def _describe_hit(place: Place, hit: Hit, tz: tzinfo) -> str:
         head = f"passed checkpoint {place.label} at {_fmt(place.t_to, tz)}"
     else:
         head = f"vehicle left {place.label} at {_fmt(place.t_to, tz)}"
-    return f"{head}, inside {hit.region_name} ({hit.region_id}), {level}-risk area designated {_fmt(hit.designated_at, tz, False)}"
+    return f"{head}, inside {hit.region_name} ({hit.region_id}), {level}-risk area designated {_day(hit.designated_at, tz)}"
 
 
 def _places_in(kinds: tuple[str, ...], codes: frozenset[int], within: int) -> Compiled:
     def check(f: Facts) -> list[Evidence] | None:
+        if not f.hits:
+            return None
         floor = f.now - within
         out = None
         places = f.state.places
@@ -243,8 +262,14 @@ def _event_kind(value: Any, path: tuple, w: Windows) -> Compiled:
         if kind == "declaration":
             return [] if state.declaration is not None and state.declaration.submitted >= floor else None
         if kind == "nat_result":
-            return [] if any(n.reported >= floor and not n.event_id.endswith("#report") for n in state.nats) else None
-        return [] if any(p.kind == "scan" and p.t_to >= floor for p in state.places) else None
+            for n in state.nats:
+                if n.reported >= floor and not n.event_id.endswith("#report"):
+                    return []
+            return None
+        for p in state.places:
+            if p.kind == "scan" and p.t_to >= floor:
+                return []
+        return None
 
     return check
 

@@ -1,8 +1,8 @@
 """Offline evaluation: a file of mixed raw events -> one verdict per person, as the live pipeline would decide.
 
-Every record goes through `pipeline.ingest.ingest` (so validation is identical to the streaming
-ingest); events are grouped per person and folded with `apply_many`, then every person is evaluated
-once, with one vectorised geo lookup for all their places.
+Every record goes through a `pipeline.ingest.Observer` (which validates exactly as the streaming
+`ingest` does); each person's share of an event is grouped per person and folded once with
+`state.states_of`, then every person is evaluated once, with vectorised geo lookups per batch of people.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import orjson
 from geo.communities import CommunityIndex
 from geo.regions import RiskIndex
 from pipeline.errors import PipelineError, RejectedEvent
-from pipeline.events import DeadLetter, PersonEvent
-from pipeline.ingest import ingest
+from pipeline.events import DeadLetter
+from pipeline.ingest import Observer
 from pipeline.rules import Rules
-from pipeline.state import PersonState, apply_many, new_state
+from pipeline.state import Observation, PersonState, states_of
 from pipeline.triage import Verdict, evaluate_many
 
 __all__ = [
@@ -55,12 +55,11 @@ class Evaluation:
 
 
 def read_lines(path: Path) -> Iterator[bytes]:
-    """The records of a JSONL file (blank lines skipped), as raw bytes."""
-    with Path(path).open("rb") as handle:
+    """The records of a JSONL file (blank lines skipped), as raw bytes; read in 1 MiB chunks, not 8 KiB."""
+    with Path(path).open("rb", buffering=1 << 20) as handle:
         for line in handle:
-            line = line.rstrip(b"\r\n")
-            if line.strip():
-                yield line
+            if not line.isspace():
+                yield line.rstrip(b"\r\n")
 
 
 def dead_letter_for(raw: bytes, error: RejectedEvent, source: str, offset: int, at: datetime) -> DeadLetter:
@@ -93,14 +92,15 @@ def build_states(
     evaluation: Evaluation | None = None,
 ) -> dict[str, PersonState]:
     """Ingest every record and fold each person's events into a state (insertion order = first seen)."""
-    grouped: dict[str, list[PersonEvent]] = {}
+    grouped: dict[str, list[Observation]] = {}
     ev = evaluation if evaluation is not None else Evaluation([])
     rejected = ev.rejected
+    observe = Observer(secret=secret, now=at, lookback=lookback)
     started = time.perf_counter()
     for offset, raw in enumerate(lines):
         ev.records += 1
         try:
-            events = ingest(raw, secret=secret, now=at, lookback=lookback, source_topic=source)
+            events = observe(raw)
         except RejectedEvent as exc:
             rejected[exc.reason] = rejected.get(exc.reason, 0) + 1
             if on_reject is not None:
@@ -115,7 +115,7 @@ def build_states(
             else:
                 bucket.append(event)
     ingested = time.perf_counter()
-    states = {key: apply_many(new_state(key), events, horizon=horizon) for key, events in grouped.items()}
+    states = states_of(grouped, horizon=horizon)
     ev.phases["ingest_s"] = ingested - started
     ev.phases["apply_s"] = time.perf_counter() - ingested
     return states

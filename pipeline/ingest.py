@@ -1,16 +1,18 @@
 """Ingest: raw bytes of an input topic → validated, pseudonymised `PersonEvent`s, one per person.
 
-Pure: the same function backs the streaming ingest agents and `epiflow evaluate`, so offline
+Pure: `ingest` backs the streaming ingest agents; `Observer`, its offline twin for `epiflow evaluate`,
+accepts what `ingest` accepts and rejects the rest with the same reason and detail, so offline
 results and the live pipeline validate identically. Anything unusable raises `RejectedEvent`.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import orjson
 from pydantic import ValidationError
 
+from pipeline import wire
 from pipeline.errors import RejectedEvent
 from pipeline.events import (
     INPUT_ADAPTER,
@@ -23,13 +25,16 @@ from pipeline.events import (
     ScanPayload,
     occurred_at,
 )
-from pipeline.identity import birth_date_of, mask_id, person_key, redact_ids
+from pipeline.identity import birth_date_of, check_id, mask_id, person_key, redact_ids
+from pipeline.state import Observation, Place, declaration_parts, nat_of, observation_of, scan_places
 
-__all__ = ["MAX_FUTURE_SKEW", "describe_validation_error", "ingest", "parse_input"]
+__all__ = ["MAX_FUTURE_SKEW", "Observer", "describe_validation_error", "ingest", "parse_input"]
 
 #: Events stamped further ahead than this are refused as clock errors.
 MAX_FUTURE_SKEW = timedelta(minutes=10)
 
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 _SPECIFIC_REASONS = ("id_length", "id_characters", "id_region", "id_birth_date", "id_checksum", "coordinates")
 
 
@@ -69,8 +74,7 @@ def parse_input(raw: bytes | str) -> Declaration | CheckpointScan | NatResult:
         raise RejectedEvent("schema", "document nested too deeply") from None
 
 
-def _check_time(event: Declaration | CheckpointScan | NatResult, now: datetime, lookback: timedelta) -> datetime:
-    at = occurred_at(event)
+def _check_time(at: datetime, now: datetime, lookback: timedelta) -> datetime:
     if at > now + MAX_FUTURE_SKEW:
         raise RejectedEvent("in_future", f"event time {at.isoformat()} is more than {MAX_FUTURE_SKEW} ahead of {now.isoformat()}")
     if at < now - lookback:
@@ -96,7 +100,7 @@ def ingest(
     ingest→triage latency; it defaults to `now`.
     """
     event = parse_input(raw)
-    at = _check_time(event, now, lookback)
+    at = _check_time(occurred_at(event), now, lookback)
     if isinstance(event, CheckpointScan):
         people = [(p.id_number, p.name, p.phone, ScanPayload.model_construct(
             checkpoint_id=event.checkpoint_id,
@@ -136,3 +140,81 @@ def ingest(
         )
         for id_number, name, phone, payload in people
     ]
+
+
+class Observer:
+    """`ingest` for offline folding (`epiflow evaluate`): raw input → `Observation`s, one per person.
+
+    Accepts what `ingest` accepts, with the same values, and rejects the rest with the same reason
+    and detail. Documents the msgspec mirrors in `pipeline.wire` accept are used as decoded, with no
+    pydantic model built, and each distinct ID number is checked and pseudonymised once per observer;
+    anything else goes through `ingest` itself.
+    """
+
+    def __init__(self, *, secret: bytes, now: datetime, lookback: timedelta) -> None:
+        self.secret = secret
+        self.now = now
+        self.lookback = lookback
+        self._latest_us = (now + MAX_FUTURE_SKEW - _UNIX_EPOCH) // _MICROSECOND
+        self._earliest_us = (now - lookback - _UNIX_EPOCH) // _MICROSECOND
+        # Taken once: on a later day a number born since then only takes the `ingest` path, which knows the day.
+        self._today = date.today()
+        self._people: dict[str, tuple[str, str, int]] = {}
+
+    def __call__(self, raw: bytes | str) -> list[Observation]:
+        """The observations of one raw input; raises `RejectedEvent` exactly as `ingest` does."""
+        event = wire.decode(raw)
+        if isinstance(event, wire.CheckpointScan):
+            return self._scan(raw, event)
+        if event is not None:
+            person = event.person
+            who = self._people.get(person.id_number) or self._person(person.id_number)
+            if who is not None:
+                key, masked, birth = who
+                if isinstance(event, wire.NatResult):
+                    nat = nat_of(event.event_id, event)
+                    self._check_time(event.reported_at, nat.reported)
+                    return [Observation(key, nat.event_id, nat.reported, masked, person.name, person.phone, birth, None, (nat,), ())]
+                info, nats, places = declaration_parts(event.event_id, event)
+                self._check_time(event.submitted_at, info.submitted)
+                return [Observation(key, info.event_id, info.submitted, masked, person.name, person.phone, birth, info, nats, places)]
+        return self._ingested(raw)
+
+    def _scan(self, raw: bytes | str, scan: wire.CheckpointScan) -> list[Observation]:
+        """One observation per person on board; people with the same role share their places."""
+        people = scan.people
+        who_all = [self._people.get(p.id_number) or self._person(p.id_number) for p in people]
+        if None in who_all:
+            return self._ingested(raw)
+        eid = scan.event_id
+        by_role: dict[str, tuple[Place, ...]] = {}
+        out = []
+        for p, (key, masked, birth) in zip(people, who_all, strict=True):  # type: ignore[misc]
+            places = by_role.get(p.role)
+            if places is None:
+                places = by_role[p.role] = scan_places(eid, scan, p.role)
+            out.append(Observation(key, eid, places[0].t_to, masked, p.name, p.phone, birth, None, (), places))
+        self._check_time(scan.scanned_at, out[0].occurred)
+        return out
+
+    def _ingested(self, raw: bytes | str) -> list[Observation]:
+        """The `ingest` path: pydantic validation, and its exact reason and detail when it rejects."""
+        return [observation_of(e) for e in ingest(raw, secret=self.secret, now=self.now, lookback=self.lookback)]
+
+    def _person(self, id_number: str) -> tuple[str, str, int] | None:
+        """(person key, masked ID, birth ordinal) of a valid ID number, None for one only `ingest` can word."""
+        outcome = check_id(id_number, self._today)
+        if not outcome.valid:
+            return None
+        normalised: str = outcome.normalised  # type: ignore[assignment]
+        known = (person_key(self.secret, normalised), mask_id(normalised), outcome.born.toordinal())  # type: ignore[union-attr]
+        self._people[id_number] = known
+        return known
+
+    def _check_time(self, at: datetime, seconds: int) -> None:
+        """The skew and lookback checks of `ingest` on `at` (`seconds` after the epoch), with its wording on failure.
+
+        Whole seconds compare as integers, which is exact and spares two offset-aware datetime comparisons.
+        """
+        if at.microsecond or not self._earliest_us <= seconds * 1_000_000 <= self._latest_us:
+            _check_time(at, self.now, self.lookback)

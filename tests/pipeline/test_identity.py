@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import date, timedelta
 
 import pytest
@@ -9,7 +11,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from pipeline.identity import PROVINCE_CODES, age_on, check_character, check_id, mask_id, person_key
+from pipeline.identity import (
+    PROVINCE_CODES,
+    _fast_check_character,
+    age_on,
+    birth_date_of,
+    check_character,
+    check_id,
+    mask_id,
+    person_key,
+)
 from streams.cli import root
 
 VALID = "11010519491231002X"
@@ -51,6 +62,7 @@ def test_lower_case_x_is_normalised_to_upper() -> None:
 def test_pseudonym_is_keyed_hmac_hex_and_stable() -> None:
     key = person_key(b"secret-one", VALID)
     assert len(key) == 64 and int(key, 16) >= 0
+    assert key == hmac.new(b"secret-one", VALID.encode("ascii"), hashlib.sha256).hexdigest()
     assert key == person_key(b"secret-one", VALID)
     assert key != person_key(b"secret-two", VALID)
 
@@ -103,3 +115,14 @@ def test_every_single_character_substitution_is_rejected(raw: str, position: int
         return
     changed = raw[:position] + replacement + raw[position + 1:]
     assert not check_id(changed).valid
+
+
+@given(st.text("0123456789", min_size=17, max_size=17))
+def test_the_base_13_check_character_agrees_with_the_weighted_sum(first17: str) -> None:
+    assert _fast_check_character(first17) == check_character(first17)
+
+
+@given(_valid_ids())
+def test_a_valid_id_carries_its_birth_date(raw: str) -> None:
+    outcome = check_id(raw)
+    assert outcome.born == birth_date_of(outcome.normalised)

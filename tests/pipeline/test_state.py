@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import itertools
-from datetime import timedelta
+import math
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
@@ -14,11 +15,16 @@ from pipeline.state import (
     MAX_NATS,
     MAX_PLACES,
     LastVerdict,
+    _coordinate,
+    _epoch,
     apply,
     apply_many,
+    fold,
     new_state,
+    observation_of,
     remember,
     state_from_bytes,
+    state_of,
     state_to_bytes,
 )
 from tests.pipeline.conftest import AT, HIGH_PT, PLAIN_PT, declaration, events_of, nat, scan, t
@@ -150,3 +156,31 @@ _EVENTS = events_of(
     scan("s-1", at=t("20 09:00"), origin=PLAIN_PT),
     nat("n-3", sampled=t("08 09:00"), reported=t("08 12:00")),
 )
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(0, 5), min_size=1, max_size=8), st.sampled_from([timedelta(days=14), timedelta(days=3), timedelta(0)]))
+def test_state_of_and_fold_equal_applying_the_events(picks, horizon):
+    """The offline fold (one state per person, from observations) is `apply_many` on a new state."""
+    events = [_EVENTS[i] for i in picks]
+    key = events[0].person_key
+    observations = [observation_of(e) for e in events]
+    expected = apply_many(new_state(key), events, horizon=horizon)
+    assert state_of(key, observations, horizon=horizon) == expected
+    assert fold(new_state(key), observations, horizon=horizon) == expected
+    assert state_of(key, observations[:1], horizon=horizon) == apply(new_state(key), events[0], horizon=horizon)
+
+
+_OFFSETS = st.integers(-(24 * 3600 - 1), 24 * 3600 - 1).map(lambda s: timezone(timedelta(seconds=s)))
+
+
+@given(st.datetimes(min_value=datetime(1, 1, 3), max_value=datetime(9999, 12, 29)), _OFFSETS, st.booleans())
+def test_epoch_seconds_shortcut_equals_the_timestamp(moment, zone, whole):
+    aware = moment.replace(tzinfo=zone, microsecond=0 if whole else moment.microsecond)
+    assert _epoch(aware) == int(aware.timestamp())
+
+
+@given(st.floats(-180, 180) | st.integers(-180_000_000, 180_000_000).map(lambda n: n / 1e6))
+def test_coordinate_shortcut_equals_rounding_to_six_decimals(value):
+    got, expected = _coordinate(value), round(value, 6)
+    assert got == expected and math.copysign(1, got) == math.copysign(1, expected)
