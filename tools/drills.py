@@ -642,7 +642,7 @@ def drill_rules_publish(ctx: DrillContext, result: dict[str, Any]) -> None:
         new_rules.write_text(rules_text.replace(f'version: "{old_version}"', f'version: "{new_version}"'), encoding="utf-8")
         t0 = datetime.now(UTC)
         pusher = Pusher(deployment, records, rate=len(records) / (8 if ctx.quick else 20)).start()
-        _wait_consumed(workers, len(records) // 3, 120)
+        _wait_consumed(workers, len(records) // 3, READY_TIMEOUT_S)
         published = time.monotonic()
         deployment.epiflow("rules", "publish", str(new_rules))
         for worker in workers:
@@ -681,7 +681,7 @@ def drill_region_relist(ctx: DrillContext, result: dict[str, Any]) -> None:
         t0 = datetime.now(UTC)
         pusher = Pusher(deployment, records, rate=len(records) / (8 if ctx.quick else 20),
                         hold_after=len(records) * 3 // 4).start()
-        _wait_consumed(workers, len(records) // 4, 120)
+        _wait_consumed(workers, len(records) // 4, READY_TIMEOUT_S)
         lifted = time.monotonic()
         deployment.epiflow("regions", "publish", "--lift", region_id)
         consumed_at_lift = _consumed(workers)
@@ -832,7 +832,7 @@ def drill_broker_restart(ctx: DrillContext, result: dict[str, Any]) -> None:
         t0 = datetime.now(UTC)
         pusher = Pusher(deployment, records).start()
         pusher.join(120)
-        consumed_at_stop = _wait_consumed(workers, len(records) // 4, 120)
+        consumed_at_stop = _wait_consumed(workers, len(records) // 4, READY_TIMEOUT_S)
         stopped = time.monotonic()
         restart_broker(settings=broker)
         back = time.monotonic()
