@@ -96,19 +96,26 @@ class Consumer(faust_aiokafka.Consumer):
         """Set each partition back to its first undelivered record: the aiokafka position is already past it, and
         Faust counts offsets it never saw as done once a later one arrives. After a generation change the
         records delivered before it may be dropped by the streams, so those partitions go back to their commit."""
-        assigned = self.assignment()
         targets: dict[TP, int] = {}
         for tp, (offset, reason) in undelivered.items():
             target = self._committed_offset.get(tp) if reason == "generation changed" else offset
-            if tp in assigned and target is not None:
+            if target is not None:
                 targets[tp] = target
             log.info("fetched records not delivered topic=%s partition=%s from=%s reason=%s generation=%s->%s "
                      "reading again from=%s", tp.topic, tp.partition, offset, reason, generation_id,
-                     self.app.consumer_generation_id, targets.get(tp))
+                     self.app.consumer_generation_id, target)
+        await self._seek_assigned(targets)
+
+    async def _seek_assigned(self, targets: Mapping[TP, int]) -> None:
+        """Seek those partitions still assigned; one lost meanwhile is left to its next owner, who starts from the commit."""
+        assigned = self.assignment()
+        targets = {tp: offset for tp, offset in targets.items() if tp in assigned}
+        if not targets:
+            return
         try:
             await self.seek_wait(targets)
-        except Exception as exc:  # no longer assigned: whoever gets it starts from the committed offset
-            log.warning("seek back to undelivered records failed %s: %r", targets, exc)
+        except Exception as exc:
+            log.warning("seek back failed %s: %r", targets, exc)
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
         """Faust counts offsets skipped between two delivered records as processed (meant for transaction
@@ -134,14 +141,8 @@ class Consumer(faust_aiokafka.Consumer):
         """Seek the partitions where a gap was seen back to their committed offset, or to the gap before the
         first commit (duplicates are harmless)."""
         gaps, self._gaps = self._gaps, {}
-        assigned = self.assignment()
-        targets = {tp: first if self._committed_offset.get(tp) is None else self._committed_offset[tp]
-                   for tp, first in gaps.items() if tp in assigned}
-        if targets:
-            try:
-                await self.seek_wait(targets)
-            except Exception as exc:  # lost the partition meanwhile: its next owner starts from the commit
-                log.warning("seek back over a gap failed %s: %r", targets, exc)
+        await self._seek_assigned({tp: first if self._committed_offset.get(tp) is None else self._committed_offset[tp]
+                                   for tp, first in gaps.items()})
 
     def _rereadable(self, tp: TP) -> bool:
         """Records we ack and commit, with a committed offset to go back to (changelogs under recovery are not)."""
