@@ -15,7 +15,7 @@ __all__ = ["App", "build_app"]
 
 
 class App(faust.App):
-    """faust.App whose `kafka://` consumer is `streams.kafka.Consumer` (commits that hold across rebalances)."""
+    """faust.App on `streams.kafka.Transport` for `kafka://`: commits that hold across rebalances, a producer that keeps its metadata."""
 
     def _new_transport(self) -> Any:
         urls = self.conf.broker_consumer

@@ -20,6 +20,9 @@ worker is idle. Four corrections:
 - A partition whose committed offset has not moved for `STUCK_AFTER_S` while records above it
   exist and none of its records is being processed is read again from its committed offset.
   Re-reading is safe: person state is idempotent by event id and triage only sends on a change.
+
+And one for the producer: it keeps every topic it created or sent to in its metadata requests
+(see `TopicTrackingProducer`).
 """
 
 from __future__ import annotations
@@ -30,10 +33,11 @@ import weakref
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 
-__all__ = ["STUCK_AFTER_S", "Consumer", "Transport"]
+__all__ = ["STUCK_AFTER_S", "Consumer", "Producer", "TopicTrackingProducer", "Transport"]
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +206,43 @@ class Consumer(faust_aiokafka.Consumer):
         return False
 
 
+def track_topic(client: Any, topic: str) -> None:
+    """Have `client` ask for `topic` in every metadata refresh from now on (no refresh is forced)."""
+    if topic not in client._topics:
+        client._topics.add(topic)
+
+
+class TopicTrackingProducer(AIOKafkaProducer):
+    """aiokafka producer that keeps every topic it sends to in its metadata requests.
+
+    aiokafka asks for all topics while its tracked set is empty and tracks a topic only when a send
+    finds it missing from metadata. A send to a topic created after the last all-topics refresh then
+    narrows every later refresh to that one topic: the others drop out of metadata, and a batch
+    already queued for one of them has no leader, so the sender refreshes metadata in a tight loop
+    until the batch expires (20 minutes under Faust) while the agent waits for that delivery.
+    """
+
+    async def send(self, topic: str, *args: Any, **kwargs: Any) -> Any:
+        track_topic(self.client, topic)
+        return await super().send(topic, *args, **kwargs)
+
+
+class Producer(faust_aiokafka.Producer):
+    """Faust's aiokafka producer on `TopicTrackingProducer`; topics it creates are tracked too, so the
+    refresh Faust forces after each creation asks for our topics, not for every topic on the broker."""
+
+    @property
+    def _producer_type(self) -> type[AIOKafkaProducer]:
+        return TopicTrackingProducer
+
+    async def create_topic(self, topic: str, *args: Any, **kwargs: Any) -> None:
+        if self._producer is not None:
+            track_topic(self._producer.client, topic)
+        await super().create_topic(topic, *args, **kwargs)
+
+
 class Transport(faust_aiokafka.Transport):
-    """Faust's aiokafka transport with the consumer above."""
+    """Faust's aiokafka transport with the consumer and producer above."""
 
     Consumer = Consumer
+    Producer = Producer
