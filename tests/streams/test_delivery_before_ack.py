@@ -57,10 +57,10 @@ def test_inputs_are_acknowledged_only_after_their_outputs_are_delivered(run_asyn
             await asyncio.sleep(1.0)
             consumer = worker.app.consumer
             tps = [TP(r.topic, r.partition) for r in records]
-            before = [_passed(consumer, tp, r.offset) for tp, r in zip(tps, records)]
+            before = [_passed(consumer, tp, r.offset) for tp, r in zip(tps, records, strict=True)]
             gate.set_result(None)
-            await wait_until(lambda: all(_passed(consumer, tp, r.offset) for tp, r in zip(tps, records)), 20)
-            after = [_passed(consumer, tp, r.offset) for tp, r in zip(tps, records)]
+            await wait_until(lambda: all(_passed(consumer, tp, r.offset) for tp, r in zip(tps, records, strict=True)), 20)
+            after = [_passed(consumer, tp, r.offset) for tp, r in zip(tps, records, strict=True)]
             return before, after, held
 
     try:
