@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -55,7 +57,10 @@ def build_small_app(
     with_timer: bool = True,
     **settings: Any,
 ) -> SmallApp:
-    """Build the app; topics are named after ``app_id`` so runs on one Kafka broker never collide."""
+    """Build the app; topics are named after ``app_id`` so runs on one Kafka broker never collide.
+
+    Faust's data dir goes under the system temp dir (its default is the working directory)."""
+    settings.setdefault("datadir", str(Path(tempfile.gettempdir()) / f"epiflow-{app_id}-data"))
     app = faust.App(
         app_id,
         broker=broker,
