@@ -228,17 +228,19 @@ class TopicTrackingProducer(AIOKafkaProducer):
 
 
 class Producer(faust_aiokafka.Producer):
-    """Faust's aiokafka producer on `TopicTrackingProducer`; topics it creates are tracked too, so the
-    refresh Faust forces after each creation asks for our topics, not for every topic on the broker."""
+    """Faust's aiokafka producer on `TopicTrackingProducer`; a topic it created is tracked from then on.
+
+    Only once it exists: a metadata request may auto-create the topics it names (with the broker's
+    default partition count) where the broker allows that."""
 
     @property
     def _producer_type(self) -> type[AIOKafkaProducer]:
         return TopicTrackingProducer
 
     async def create_topic(self, topic: str, *args: Any, **kwargs: Any) -> None:
+        await super().create_topic(topic, *args, **kwargs)
         if self._producer is not None:
             track_topic(self._producer.client, topic)
-        await super().create_topic(topic, *args, **kwargs)
 
 
 class Transport(faust_aiokafka.Transport):
