@@ -16,7 +16,17 @@ from streams.runtime import Runtime
 from streams.topics import Topics, declare_topics
 from streams.views import register_views
 
-__all__ = ["Worker", "create_worker"]
+__all__ = ["FaustWorker", "Worker", "create_worker"]
+
+
+class FaustWorker(faust.Worker):
+    """faust.Worker without its terminal spinner, whose log handler sets the root logger to DEBUG:
+    every debug call in aiokafka, Faust and mode then built a log record per message, about a
+    tenth of a busy worker's CPU, for a spinner that stops once the worker is up."""
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        self.spinner = None
+        super().on_setup_root_logger(logger, level)
 
 
 @dataclass

@@ -16,9 +16,7 @@ def _worker(
     loglevel: str = typer.Option("info", help="log level"),
 ) -> None:
     """Run a worker until SIGINT/SIGTERM; state comes back from changelogs on restart."""
-    from faust import Worker as FaustWorker
-
-    from streams.worker import create_worker
+    from streams.worker import FaustWorker, create_worker
 
     settings = load_settings(broker=broker, store=store, web_port=web_port, web_host=web_host,
                              insecure_demo_secret=insecure_demo_secret or None)
