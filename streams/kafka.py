@@ -208,8 +208,7 @@ class Consumer(faust_aiokafka.Consumer):
 
 def track_topic(client: Any, topic: str) -> None:
     """Have `client` ask for `topic` in every metadata refresh from now on (no refresh is forced)."""
-    if topic not in client._topics:
-        client._topics.add(topic)
+    client._topics.add(topic)
 
 
 class TopicTrackingProducer(AIOKafkaProducer):

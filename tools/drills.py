@@ -564,7 +564,8 @@ def _consumed(workers: list[WorkerProcess]) -> int:
     return sum(w.counts().get("inputs", 0) for w in workers if w.alive)
 
 
-def _wait_consumed(workers: list[WorkerProcess], target: int, timeout: float) -> int:
+def _wait_consumed(workers: list[WorkerProcess], target: int, timeout: float = READY_TIMEOUT_S) -> int:
+    """Wait until the workers have consumed `target` inputs: the point where a drill does its hostile act."""
     deadline = time.monotonic() + timeout
     while (done := _consumed(workers)) < target:
         if time.monotonic() > deadline:
@@ -642,7 +643,7 @@ def drill_rules_publish(ctx: DrillContext, result: dict[str, Any]) -> None:
         new_rules.write_text(rules_text.replace(f'version: "{old_version}"', f'version: "{new_version}"'), encoding="utf-8")
         t0 = datetime.now(UTC)
         pusher = Pusher(deployment, records, rate=len(records) / (8 if ctx.quick else 20)).start()
-        _wait_consumed(workers, len(records) // 3, READY_TIMEOUT_S)
+        _wait_consumed(workers, len(records) // 3)
         published = time.monotonic()
         deployment.epiflow("rules", "publish", str(new_rules))
         for worker in workers:
@@ -681,7 +682,7 @@ def drill_region_relist(ctx: DrillContext, result: dict[str, Any]) -> None:
         t0 = datetime.now(UTC)
         pusher = Pusher(deployment, records, rate=len(records) / (8 if ctx.quick else 20),
                         hold_after=len(records) * 3 // 4).start()
-        _wait_consumed(workers, len(records) // 4, READY_TIMEOUT_S)
+        _wait_consumed(workers, len(records) // 4)
         lifted = time.monotonic()
         deployment.epiflow("regions", "publish", "--lift", region_id)
         consumed_at_lift = _consumed(workers)
@@ -832,7 +833,7 @@ def drill_broker_restart(ctx: DrillContext, result: dict[str, Any]) -> None:
         t0 = datetime.now(UTC)
         pusher = Pusher(deployment, records).start()
         pusher.join(120)
-        consumed_at_stop = _wait_consumed(workers, len(records) // 4, READY_TIMEOUT_S)
+        consumed_at_stop = _wait_consumed(workers, len(records) // 4)
         stopped = time.monotonic()
         restart_broker(settings=broker)
         back = time.monotonic()
