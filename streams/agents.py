@@ -25,6 +25,8 @@ from pipeline.ingest import ingest
 from pipeline.join import step_many
 from pipeline.state import PersonState, new_state, state_from_bytes, state_to_bytes
 from streams.control import control_log_for
+from streams.feeds import Feed
+from streams.memory import OutRecord
 from streams.runtime import RegionChange, Runtime, utc_now
 from streams.tables import raw_table
 from streams.topics import Topics
@@ -79,99 +81,118 @@ class Agents:
     queues_declared: bool = False
     awaiting: dict[str, Case] = field(default_factory=dict)
     _escalating: set[str] = field(default_factory=set)
+    _kind_metrics: dict[str, tuple[Any, Any, Any]] = field(default_factory=dict)
 
     async def send(self, topic: Any, key: bytes | None, value: bytes) -> Awaitable[Any]:
         """Hand a record to the producer directly (the hot paths skip Faust's per-message channel
         machinery); returns the future that resolves once the broker has it."""
         return await self.app.producer.send(topic.get_topic_name(), key, value, None, None, None)
 
-    async def dead_letter(self, message: Any, reason: str, detail: str) -> Awaitable[Any]:
-        """Send a dead letter; returns its delivery future."""
+    def dead_letter(self, message: Any, reason: str, detail: str) -> OutRecord:
+        """The dead letter of an input record, counted and logged (without its payload)."""
         payload, encoding = _payload_text(message.value)
         letter = DeadLetter(
             source_topic=message.topic, partition=message.partition, offset=message.offset,
             reason=reason, detail=detail[:2000], payload=payload, payload_encoding=encoding, at=utc_now(),
         )
-        delivery = await self.send(self.topics.dead_letters, message.key, letter.model_dump_json().encode())
         self.counts["dead_lettered"] += 1
         self.runtime.metrics.dead_letters.labels(topic=message.topic, reason=reason).inc()
         log.warning("dead letter topic=%s partition=%s offset=%s reason=%s", message.topic, message.partition, message.offset, reason)
-        return delivery
+        return (self.topics.dead_letters.get_topic_name(), message.key, letter.model_dump_json().encode(), None)
 
-    async def ingest_one(self, kind: str, message: Any) -> list[Awaitable[Any]]:
-        """One input record → person events, or a dead letter; returns the delivery futures, which the
-        caller awaits before the record is acknowledged (a commit must never pass an undelivered output)."""
+    def ingest_one(self, kind: str, message: Any) -> list[OutRecord]:
+        """One input record → its person events, or its dead letter."""
         rt = self.runtime
         self.counts["inputs"] += 1
-        rt.metrics.events_in.labels(topic=kind).inc()
+        metrics = self._kind_metrics.get(kind) or self._bind_kind_metrics(kind)
+        metrics[0].inc()
         try:
             people = ingest(
                 message.value or b"", secret=rt.settings.secret_bytes, now=rt.clock(), lookback=rt.lookback,
                 source_topic=message.topic, received_at=_received_at(message),
             )
         except RejectedEvent as exc:
-            return [await self.dead_letter(message, exc.reason, exc.detail)]
+            return [self.dead_letter(message, exc.reason, exc.detail)]
         except Exception as exc:  # one bad record never stops the agent
             log.exception("ingest failed topic=%s partition=%s offset=%s", message.topic, message.partition, message.offset)
-            return [await self.dead_letter(message, "internal_error", type(exc).__name__)]
-        deliveries = [await self.send(self.topics.person_events, person.person_key.encode(), person.model_dump_json().encode())
-                      for person in people]
+            return [self.dead_letter(message, "internal_error", type(exc).__name__)]
+        topic = self.topics.person_events.get_topic_name()
         self.counts["forwarded"] += 1
         self.counts["person_events"] += len(people)
-        rt.metrics.forwarded_inputs.labels(topic=kind).inc()
-        rt.metrics.forwarded.labels(topic=kind).inc(len(people))
-        return deliveries
+        metrics[1].inc()
+        metrics[2].inc(len(people))
+        return [(topic, person.person_key.encode(), person.model_dump_json().encode(), None) for person in people]
+
+    def _bind_kind_metrics(self, kind: str) -> tuple[Any, Any, Any]:
+        """Inputs read, inputs forwarded and person events forwarded for one input kind, bound once."""
+        m = self.runtime.metrics
+        bound = self._kind_metrics[kind] = (
+            m.events_in.labels(topic=kind), m.forwarded_inputs.labels(topic=kind), m.forwarded.labels(topic=kind)
+        )
+        return bound
+
+    async def ingest_batch(self, messages: Sequence[Any]) -> None:
+        """Ingest a batch of input records; returns once every output of the batch is delivered
+        (a commit must never pass an input whose outputs are not on the broker)."""
+        kinds = self.topics.input_kinds
+        records = [record for message in messages for record in self.ingest_one(kinds[message.topic], message)]
+        await asyncio.gather(*await self.app.producer.send_many(records))
 
     def _state(self, key: bytes) -> PersonState:
         raw = self.persons.get(key)
         return state_from_bytes(raw) if raw else new_state(key.decode())
 
-    async def join_batch(self, events: Sequence[Any]) -> None:
+    def _bind_kind_metrics(self, kind: str) -> tuple[Any, Any, Any]:
+        """Inputs read, inputs forwarded and person events forwarded for one input kind, bound once."""
+        m = self.runtime.metrics
+        bound = self._kind_metrics[kind] = (
+            m.events_in.labels(topic=kind), m.forwarded_inputs.labels(topic=kind), m.forwarded.labels(topic=kind)
+        )
+        return bound
+
+    async def join_batch(self, messages: Sequence[Any]) -> None:
         """Fold a batch of person events into the person table, evaluate everybody once, route changes."""
         rt = self.runtime
         if rt.rules is None:
             await self.control_ready.wait()
         now = rt.clock()
         grouped: dict[bytes, tuple[PersonState, list[PersonEvent]]] = {}
-        for event in events:
-            key = event.key
+        for message in messages:
+            key = message.key
             entry = grouped.get(key)
             if entry is None:
                 entry = grouped[key] = (self._state(key), [])
-            if not _is_reevaluation(event.headers):
+            if not _is_reevaluation(message.headers):
                 try:
-                    entry[1].append(PersonEvent.model_validate_json(event.value))
+                    entry[1].append(PersonEvent.model_validate_json(message.value))
                 except ValueError:
                     log.error("join refused topic=%s partition=%s offset=%s reason=invalid_person_event",
-                              event.message.topic, event.message.partition, event.message.offset)
+                              message.topic, message.partition, message.offset)
         outcomes = step_many(list(grouped.values()), rt.rules, rt.regions, rt.communities, now)
         _remember_places(rt, [(o.before, o.after) for o in outcomes if o.events])
         wall = utc_now()
-        deliveries = [await self._send_triage(key, o.message, o.events, wall)
-                      for key, o in zip(grouped, outcomes, strict=True) if o.message is not None]
-        if deliveries:
+        records = [record for key, o in zip(grouped, outcomes, strict=True) if o.message is not None
+                   for record in await self._triage_records(key, o.message, o.events, wall)]
+        if records:
             # the state remembers the verdict as sent: it must not reach the changelog before the
             # message reaches its queue, or a crash in between loses the message for good
-            await asyncio.gather(*(d for pair in deliveries for d in pair))
-        written = []
+            await asyncio.gather(*await self.app.producer.send_many(records))
+        changed = [(key, state_to_bytes(o.after)) for key, o in zip(grouped, outcomes, strict=True) if o.after is not o.before]
         for key, outcome in zip(grouped, outcomes, strict=True):
-            if outcome.after is not outcome.before:
-                written.append(await self.persons.put(key, state_to_bytes(outcome.after)))
             for person_event in outcome.events:
                 for waiter in self.waiters.pop(f"{person_event.event_id}/{key.decode()}", ()):
                     waiter(person_event, outcome.verdict)
         # the batch is acknowledged when this returns: its states must be in the changelog by then
-        await asyncio.gather(*written)
-        self.counts["joined"] += len(events)
+        await asyncio.gather(*await self.persons.put_many(changed))
+        self.counts["joined"] += len(messages)
 
-    async def _send_triage(
+    async def _triage_records(
         self, key: bytes, message: TriageMessage, events: tuple[PersonEvent, ...], wall: datetime
-    ) -> tuple[Awaitable[Any], Awaitable[Any]]:
-        """Send the message to its community queue and to the cases topic; returns both deliveries."""
+    ) -> tuple[OutRecord, OutRecord]:
+        """The message for its community queue and for the cases topic, counted and timed."""
         rt = self.runtime
         body = message.model_dump_json().encode()
-        queued = await self.send(await self.topics.triage(message.community), key, body)
-        recorded = await self.send(self.topics.cases, message.case_id.encode(), body)
+        queue = (await self.topics.triage(message.community)).get_topic_name()
         rt.metrics.verdicts.labels(action=message.action).inc()
         self.counts["flagged"] += 1
         latency = (wall - min(e.ingested_at for e in events)).total_seconds() if events else 0.0
@@ -179,7 +200,7 @@ class Agents:
             rt.metrics.latency.observe(latency)
         for listener in self.listeners:
             listener(message, latency)
-        return queued, recorded
+        return (queue, key, body, None), (self.topics.cases.get_topic_name(), message.case_id.encode(), body, None)
 
     async def case_one(self, topic: str, key: bytes, value: bytes) -> Awaitable[Any] | None:
         """Open a case from a triage message, or apply an accept / resolve / escalate event to it;
@@ -288,18 +309,20 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
     cases = raw_table(app, "cases", settings.partitions)
     agents = Agents(app=app, runtime=runtime, topics=topics, persons=persons, cases=cases)
 
-    for kind, topic in topics.inputs.items():
-        _ingest_agent(app, agents, kind, topic)
+    ingest_feed = Feed(app, [topic.get_topic_name() for topic in topics.inputs.values()], maxsize=settings_buffer(app))
+    join_feed = Feed(app, [topics.person_events.get_topic_name()], maxsize=settings_buffer(app))
+    app.feeds = [ingest_feed, join_feed]
+    app.fed_topics = [*topics.inputs.values(), topics.person_events]
 
-    @app.agent(topics.person_events, name="join")
-    async def join(stream: Any) -> None:
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
-            try:
-                await agents.join_batch(events)
-            except Exception:
-                first = events[0].message
-                log.exception("join failed topic=%s partition=%s offset=%s batch=%d", first.topic,
-                              first.partition, first.offset, len(events))
+    @app.task
+    async def ingest() -> None:
+        if runtime.rules is None:
+            await agents.control_ready.wait()
+        await _process(ingest_feed, agents.ingest_batch, "ingest")
+
+    @app.task
+    async def join() -> None:
+        await _process(join_feed, agents.join_batch, "join")
 
     case_channel = app.topic(topics.cases.get_topic_name(), topics.case_events.get_topic_name(), key_type=bytes,
                              value_type=bytes, key_serializer="raw", value_serializer="raw",
@@ -350,15 +373,22 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
     return agents
 
 
-def _ingest_agent(app: faust.App, agents: Agents, kind: str, topic: Any) -> None:
-    async def ingest_agent(stream: Any) -> None:
-        if agents.runtime.rules is None:
-            await agents.control_ready.wait()
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
-            deliveries = [d for event in events for d in await agents.ingest_one(kind, event.message)]
-            await asyncio.gather(*deliveries)
+def settings_buffer(app: faust.App) -> int:
+    """Records a feed holds before fetching pauses: Faust's own per-stream buffer size."""
+    return int(app.conf.stream_buffer_maxsize)
 
-    app.agent(topic, name=f"ingest-{kind}")(ingest_agent)
+
+async def _process(feed: Feed, handle: Callable[[Sequence[Any]], Awaitable[None]], name: str) -> None:
+    """Take batches from `feed` and hand each to `handle`; a batch is acknowledged once handled (or refused)."""
+    while True:
+        batch = await feed.take(BATCH_MAX, BATCH_WITHIN)
+        try:
+            await handle(batch)
+        except Exception:
+            first = batch[0]
+            log.exception("%s failed topic=%s partition=%s offset=%s batch=%d", name, first.topic, first.partition,
+                          first.offset, len(batch))
+        feed.done(batch)
 
 
 async def _seed_if_empty(agents: Agents, topic: str, records: list, seed: Callable[[], list[tuple[bytes, bytes]]]) -> list:

@@ -15,7 +15,18 @@ __all__ = ["App", "build_app"]
 
 
 class App(faust.App):
-    """faust.App on `streams.kafka.Transport` for `kafka://`: commits that hold across rebalances, a producer that keeps its metadata."""
+    """faust.App on `streams.kafka.Transport` for `kafka://`: commits that hold across rebalances, a producer that keeps its metadata.
+
+    `feeds` are the batch feeds of the hot topics (`streams.feeds`); `fed_topics` are subscribed when the app starts.
+    """
+
+    feeds: list[Any] = []
+    fed_topics: list[Any] = []
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        for topic in self.fed_topics:
+            self.topics.add(topic)
 
     def _new_transport(self) -> Any:
         urls = self.conf.broker_consumer
