@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 REEVALUATE = "epiflow-reevaluate"
 #: Records an agent takes per batch, and the longest a partial batch waits (seconds); the join makes one risk lookup per batch.
-BATCH_MAX = 256
+BATCH_MAX = 1024
 BATCH_WITHIN = 0.005
 _PAYLOAD_LIMIT = 64 * 1024
 
@@ -139,7 +139,7 @@ class Agents:
         await asyncio.gather(*await self.app.producer.send_many(records))
 
     def _state(self, key: bytes) -> PersonState:
-        raw = self.persons.get(key)
+        raw = self.persons.data.get(key)  # the store itself: the table layer adds a sensor call per key
         return state_from_bytes(raw) if raw else new_state(key.decode())
 
     def _bind_kind_metrics(self, kind: str) -> tuple[Any, Any, Any]:
