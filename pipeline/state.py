@@ -234,18 +234,19 @@ def declaration_parts(
 
 
 def observation_of(event: PersonEvent) -> Observation:
-    """Cut one person event into the state's pieces."""
+    """Cut one person event into the state's pieces (a `pipeline.wire.PersonEvent` has the same attributes)."""
     payload = event.payload
     eid = event.event_id
     info, nats, places = None, (), ()
-    if isinstance(payload, NatPayload):
+    kind = payload.kind
+    if kind == "nat_result":
         nats = (nat_of(eid, payload),)
-    elif isinstance(payload, ScanPayload):
+    elif kind == "checkpoint_scan":
         places = scan_places(eid, payload, payload.role)
-    elif isinstance(payload, DeclarationPayload):
+    elif kind == "declaration":
         info, nats, places = declaration_parts(eid, payload)
     else:
-        raise StateError(f"event {eid!r} has a payload of kind {type(payload).__name__!r} the state does not know")
+        raise StateError(f"event {eid!r} has a payload of kind {kind!r} the state does not know")
     return Observation(
         event.person_key, eid, _epoch(event.occurred_at), event.masked_id, event.name, event.phone,
         event.birth_date.toordinal(), info, nats, places,

@@ -10,13 +10,13 @@ as usual; tests/pipeline/test_wire.py holds the two paths to agreement.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta, Struct
 
-__all__ = ["CheckpointPerson", "CheckpointScan", "Declaration", "NatResult", "Person", "decode"]
+__all__ = ["CheckpointPerson", "CheckpointScan", "Declaration", "NatResult", "Person", "PersonEvent", "decode", "decode_person_event"]
 
 Lon = Annotated[float, Meta(ge=-180.0, le=180.0)]
 Lat = Annotated[float, Meta(ge=-90.0, le=90.0)]
@@ -162,3 +162,76 @@ def _cross_checked(event: Declaration | CheckpointScan | NatResult) -> bool:
     if vehicle is not None and vehicle.origin.lon == 0.0 and vehicle.origin.lat == 0.0:
         return False
     return all(phone_ok(p.phone) is not None for p in event.people)
+
+
+# --- person events (the internal `person-events` topic, written by ingest from validated inputs) ---
+
+
+class PersonStop(_Point):
+    """An itinerary stop as a person event carries it (`from_`: pydantic's field name, not the input's alias)."""
+
+    place: str
+    from_: Aware
+    to: Aware
+
+
+class DeclarationPayload(_Strict, tag_field="kind", tag="declaration"):
+    submitted_at: Aware
+    arrival_at: Aware
+    destination: Destination
+    itinerary: list[PersonStop]
+    nat_report: NatReport | None = None
+
+    @property
+    def kind(self) -> str:
+        return "declaration"
+
+
+class ScanPayload(_Strict, tag_field="kind", tag="checkpoint_scan"):
+    checkpoint_id: str
+    scanned_at: Aware
+    location: Location
+    role: Literal["driver", "passenger", "pedestrian"]
+    vehicle: Vehicle | None = None
+
+    @property
+    def kind(self) -> str:
+        return "checkpoint_scan"
+
+
+class NatPayload(_Strict, tag_field="kind", tag="nat_result"):
+    sampled_at: Aware
+    reported_at: Aware
+    result: Literal["negative", "positive", "invalid"]
+    lab_id: str
+
+    @property
+    def kind(self) -> str:
+        return "nat_result"
+
+
+class PersonEvent(_Strict):
+    """`events.PersonEvent` as the join reads it: the same attributes, decoded without pydantic."""
+
+    person_key: str
+    masked_id: str
+    name: str
+    phone: str
+    birth_date: date
+    event_id: str
+    kind: Literal["declaration", "checkpoint_scan", "nat_result"]
+    occurred_at: Aware
+    ingested_at: Aware
+    payload: DeclarationPayload | ScanPayload | NatPayload
+    source_topic: str = ""
+
+
+_PERSON_EVENT_DECODER = msgspec.json.Decoder(PersonEvent)
+
+
+def decode_person_event(raw: bytes) -> PersonEvent | None:
+    """A person event as ingest wrote it, or None for anything else (the caller then asks pydantic)."""
+    try:
+        return _PERSON_EVENT_DECODER.decode(raw)
+    except (msgspec.MsgspecError, ValueError, RecursionError):
+        return None

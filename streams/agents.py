@@ -24,6 +24,7 @@ from pipeline.events import CaseEvent, DeadLetter, PersonEvent, TriageMessage
 from pipeline.ingest import ingest
 from pipeline.join import step_many
 from pipeline.state import PersonState, new_state, state_from_bytes, state_to_bytes
+from pipeline.wire import decode_person_event
 from streams.control import control_log_for
 from streams.feeds import Feed
 from streams.memory import OutRecord
@@ -164,7 +165,7 @@ class Agents:
                 entry = grouped[key] = (self._state(key), [])
             if not _is_reevaluation(message.headers):
                 try:
-                    entry[1].append(PersonEvent.model_validate_json(message.value))
+                    entry[1].append(decode_person_event(message.value) or PersonEvent.model_validate_json(message.value))
                 except ValueError:
                     log.error("join refused topic=%s partition=%s offset=%s reason=invalid_person_event",
                               message.topic, message.partition, message.offset)
