@@ -140,7 +140,7 @@ class Agents:
         await asyncio.gather(*await self.app.producer.send_many(records))
 
     def _state(self, key: bytes) -> PersonState:
-        raw = self.persons.data.get(key)  # the store itself: the table layer adds a sensor call per key
+        raw = _store_get(self.persons)(key)
         return state_from_bytes(raw) if raw else new_state(key.decode())
 
     def _bind_kind_metrics(self, kind: str) -> tuple[Any, Any, Any]:
@@ -260,6 +260,14 @@ class Agents:
     def local_cases(self) -> list[tuple[Case, dict[str, Any]]]:
         """Every case this worker holds, with the latest triage message of its episode."""
         return [read_case(v) for v in list(self.cases.values()) if v]
+
+
+def _store_get(table: Any) -> Callable[[bytes], bytes | None]:
+    """The quickest lookup a table's store offers: the dict under an in-memory store, else the store's `get`
+    (the table layer adds a sensor call per key, and a missing key costs a KeyError on the way)."""
+    store = table.data
+    inner = getattr(store, "data", None)
+    return inner.get if type(inner) is dict else store.get
 
 
 def case_record(case: Case, message: TriageMessage | dict[str, Any]) -> bytes:

@@ -38,8 +38,8 @@ class Feed:
         return len(self._buffer)
 
     def put(self, message: Message) -> None:
-        """Append a fetched record (called from the fetch loop; never waits)."""
-        message.incref()
+        """Append a fetched record (called from the fetch loop; never waits). A fed record has one reader,
+        so no reference count is kept: `done` acknowledges it to the consumer directly."""
         self._buffer.append(message)
         if not self._ready.is_set():
             self._ready.set()
@@ -63,18 +63,17 @@ class Feed:
             if buffer:
                 break
         batch = [buffer.popleft() for _ in range(min(limit, len(buffer)))]
-        track = self.app.consumer.track_message
-        for message in batch:
-            track(message)
+        # pending acknowledgement from here on (what `Consumer.track_message` does, without its per-record sensor call)
+        self.app.consumer.unacked.update(batch)
         if self._paused and len(buffer) <= self.maxsize // 2:
             self._resume()
         return batch
 
     def done(self, batch: Sequence[Message]) -> None:
         """Acknowledge a processed batch: its offsets may now be committed."""
-        consumer = self.app.consumer
+        ack = self.app.consumer.ack
         for message in batch:
-            message.ack(consumer)
+            ack(message)
 
     def clear(self) -> None:
         """Drop what is waiting (flow control calls this around a rebalance; the consumer reads it again)."""
