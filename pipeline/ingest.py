@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import msgspec
 import orjson
 from pydantic import ValidationError
 
@@ -28,7 +29,7 @@ from pipeline.events import (
 from pipeline.identity import birth_date_of, check_id, mask_id, person_key, redact_ids
 from pipeline.state import Observation, Place, declaration_parts, nat_of, observation_of, scan_places
 
-__all__ = ["MAX_FUTURE_SKEW", "Observer", "describe_validation_error", "ingest", "parse_input"]
+__all__ = ["MAX_FUTURE_SKEW", "Observer", "describe_validation_error", "ingest", "parse_input", "person_event_records"]
 
 #: Events stamped further ahead than this are refused as clock errors.
 MAX_FUTURE_SKEW = timedelta(minutes=10)
@@ -140,6 +141,77 @@ def ingest(
         )
         for id_number, name, phone, payload in people
     ]
+
+
+_ENCODE = msgspec.json.Encoder().encode
+_KINDS = {wire.Declaration: "declaration", wire.CheckpointScan: "checkpoint_scan", wire.NatResult: "nat_result"}
+
+
+def person_event_records(
+    raw: bytes | str,
+    *,
+    secret: bytes,
+    now: datetime,
+    lookback: timedelta,
+    source_topic: str = "",
+    received_at: datetime | None = None,
+) -> list[tuple[str, bytes]]:
+    """`ingest`, as (person key, person event JSON) pairs for the person-events topic.
+
+    A document the msgspec mirrors accept (with valid ID numbers) is encoded straight from them;
+    anything else goes through `ingest` and pydantic, with its reasons. Both give the same JSON.
+    """
+    event = wire.decode(raw) if type(raw) is bytes else None
+    if event is not None:
+        records = _wire_records(event, secret, now, lookback, source_topic, received_at or now)
+        if records is not None:
+            return records
+    return [(e.person_key, e.model_dump_json().encode()) for e in ingest(
+        raw, secret=secret, now=now, lookback=lookback, source_topic=source_topic, received_at=received_at)]
+
+
+def _wire_records(
+    event: wire.Declaration | wire.CheckpointScan | wire.NatResult, secret: bytes, now: datetime, lookback: timedelta,
+    source_topic: str, ingested: datetime,
+) -> list[tuple[str, bytes]] | None:
+    """The person events of a decoded document, or None when an ID number needs `ingest`'s wording."""
+    if type(event) is wire.CheckpointScan:
+        at = event.scanned_at
+        people = [(p.id_number, p.name, p.phone, p.role) for p in event.people]
+    else:
+        at = event.submitted_at if type(event) is wire.Declaration else event.reported_at
+        people = [(event.person.id_number, event.person.name, event.person.phone, "")]
+    checks = [check_id(id_number) for id_number, *_ in people]
+    if not all(check.valid for check in checks):
+        return None
+    _check_time(at, now, lookback)
+    payloads: dict[str, wire.DeclarationPayload | wire.ScanPayload | wire.NatPayload] = {}
+    out = []
+    for (_, name, phone, role), check in zip(people, checks, strict=True):
+        payload = payloads.get(role) or payloads.setdefault(role, _payload(event, role))
+        normalised: str = check.normalised  # type: ignore[assignment]
+        key = person_key(secret, normalised)
+        out.append((key, _ENCODE(wire.PersonEvent(
+            person_key=key, masked_id=mask_id(normalised), name=name, phone=phone, birth_date=check.born,  # type: ignore[arg-type]
+            event_id=event.event_id, kind=_KINDS[type(event)], occurred_at=at, ingested_at=ingested,
+            source_topic=source_topic, payload=payload,
+        ))))
+    return out
+
+
+def _payload(
+    event: wire.Declaration | wire.CheckpointScan | wire.NatResult, role: str
+) -> wire.DeclarationPayload | wire.ScanPayload | wire.NatPayload:
+    if type(event) is wire.CheckpointScan:
+        return wire.ScanPayload(checkpoint_id=event.checkpoint_id, scanned_at=event.scanned_at, location=event.location,
+                                vehicle=event.vehicle, role=role)  # type: ignore[arg-type]
+    if type(event) is wire.Declaration:
+        return wire.DeclarationPayload(
+            submitted_at=event.submitted_at, arrival_at=event.arrival_at, destination=event.destination,
+            itinerary=[wire.PersonStop(lon=s.lon, lat=s.lat, place=s.place, from_=s.from_, to=s.to) for s in event.itinerary],
+            nat_report=event.nat_report,
+        )
+    return wire.NatPayload(sampled_at=event.sampled_at, reported_at=event.reported_at, result=event.result, lab_id=event.lab_id)  # type: ignore[union-attr]
 
 
 class Observer:

@@ -187,12 +187,12 @@ class DeclarationPayload(_Strict, tag_field="kind", tag="declaration"):
         return "declaration"
 
 
-class ScanPayload(_Strict, tag_field="kind", tag="checkpoint_scan"):
+class ScanPayload(_Strict, tag_field="kind", tag="checkpoint_scan", kw_only=True):
     checkpoint_id: str
     scanned_at: Aware
     location: Location
-    role: Literal["driver", "passenger", "pedestrian"]
     vehicle: Vehicle | None = None
+    role: Literal["driver", "passenger", "pedestrian"]
 
     @property
     def kind(self) -> str:
@@ -210,8 +210,8 @@ class NatPayload(_Strict, tag_field="kind", tag="nat_result"):
         return "nat_result"
 
 
-class PersonEvent(_Strict):
-    """`events.PersonEvent` as the join reads it: the same attributes, decoded without pydantic."""
+class PersonEvent(_Strict, kw_only=True):
+    """`events.PersonEvent` as ingest writes it and the join reads it, without pydantic (fields in the contract's order)."""
 
     person_key: str
     masked_id: str
@@ -222,8 +222,8 @@ class PersonEvent(_Strict):
     kind: Literal["declaration", "checkpoint_scan", "nat_result"]
     occurred_at: Aware
     ingested_at: Aware
-    payload: DeclarationPayload | ScanPayload | NatPayload
     source_topic: str = ""
+    payload: DeclarationPayload | ScanPayload | NatPayload
 
 
 _PERSON_EVENT_DECODER = msgspec.json.Decoder(PersonEvent)

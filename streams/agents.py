@@ -21,7 +21,7 @@ import orjson
 from pipeline.cases import Case, apply_case_event, escalate, open_case, overdue, update_from_message
 from pipeline.errors import RejectedEvent
 from pipeline.events import CaseEvent, DeadLetter, PersonEvent, TriageMessage
-from pipeline.ingest import ingest
+from pipeline.ingest import person_event_records
 from pipeline.join import step_many
 from pipeline.state import PersonState, new_state, state_from_bytes, state_to_bytes
 from pipeline.wire import decode_person_event
@@ -108,7 +108,7 @@ class Agents:
         metrics = self._kind_metrics.get(kind) or self._bind_kind_metrics(kind)
         metrics[0].inc()
         try:
-            people = ingest(
+            people = person_event_records(
                 message.value or b"", secret=rt.settings.secret_bytes, now=rt.clock(), lookback=rt.lookback,
                 source_topic=message.topic, received_at=_received_at(message),
             )
@@ -122,7 +122,7 @@ class Agents:
         self.counts["person_events"] += len(people)
         metrics[1].inc()
         metrics[2].inc(len(people))
-        return [(topic, person.person_key.encode(), person.model_dump_json().encode(), None) for person in people]
+        return [(topic, key.encode(), value, None) for key, value in people]
 
     def _bind_kind_metrics(self, kind: str) -> tuple[Any, Any, Any]:
         """Inputs read, inputs forwarded and person events forwarded for one input kind, bound once."""
