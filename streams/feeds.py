@@ -32,6 +32,8 @@ class Feed:
         self._buffer: deque[Message] = deque()
         self._ready = asyncio.Event()
         self._paused: set[TP] = set()
+        #: batches taken and not yet done, by id
+        self._taken: dict[int, Sequence[Message]] = {}
         app.flow_control.manage_queue(self)
 
     def __len__(self) -> int:
@@ -63,17 +65,24 @@ class Feed:
             if buffer:
                 break
         batch = [buffer.popleft() for _ in range(min(limit, len(buffer)))]
-        # pending acknowledgement from here on (what `Consumer.track_message` does, without its per-record sensor call)
-        self.app.consumer.unacked.update(batch)
+        self._taken[id(batch)] = batch
         if self._paused and len(buffer) <= self.maxsize // 2:
             self._resume()
         return batch
 
     def done(self, batch: Sequence[Message]) -> None:
         """Acknowledge a processed batch: its offsets may now be committed."""
+        self._taken.pop(id(batch), None)
         ack = self.app.consumer.ack
         for message in batch:
             ack(message)
+
+    def partitions_in_flight(self) -> set[TP]:
+        """Partitions with a record waiting here or taken and not yet done (the consumer's stuck-partition check)."""
+        in_flight = {message.tp for message in self._buffer}
+        for batch in list(self._taken.values()):
+            in_flight.update(message.tp for message in batch if not message.acked)
+        return in_flight
 
     def clear(self) -> None:
         """Drop what is waiting (flow control calls this around a rebalance; the consumer reads it again)."""

@@ -82,6 +82,7 @@ class Consumer(FeedDrainMixin, faust_aiokafka.Consumer):
                 log.warning("seek to committed offsets failed: %r", exc)
             return
         undelivered: dict[TP, tuple[int, str]] = {}
+        fed = self._fed_topics()
         for tp, record in self.scheduler.iterate(records):
             if tp in undelivered:
                 continue
@@ -94,10 +95,15 @@ class Consumer(FeedDrainMixin, faust_aiokafka.Consumer):
             else:
                 self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
                 message = self._to_message(tp, record)
-                self._delivered.add(message)
+                if tp.topic not in fed:  # a feed knows its own records in flight
+                    self._delivered.add(message)
                 yield tp, message
         if undelivered:
             await self._read_again(undelivered, generation_id)
+
+    def _fed_topics(self) -> frozenset[str]:
+        """Topics whose records go to a `streams.feeds.Feed` rather than a Faust stream."""
+        return frozenset(topic for feed in getattr(self.app, "feeds", ()) for topic in feed.topics)
 
     async def _read_again(self, undelivered: Mapping[TP, tuple[int, str]], generation_id: int) -> None:
         """Set each partition back to its first undelivered record: the aiokafka position is already past it, and
@@ -172,6 +178,8 @@ class Consumer(FeedDrainMixin, faust_aiokafka.Consumer):
     def stuck_partitions(self, now: float) -> dict[TP, int]:
         """Assigned, acked partitions whose committed offset is below the end, unchanged for `STUCK_AFTER_S`, idle."""
         in_flight = {message.tp for message in list(self._delivered) if not message.acked}
+        for feed in getattr(self.app, "feeds", ()):
+            in_flight |= feed.partitions_in_flight()
         stuck: dict[TP, int] = {}
         for tp in self.assignment():
             committed = self._committed_offset.get(tp)
