@@ -1,7 +1,9 @@
 """Agents: bytes → domain call in `pipeline/` → send or table update. No rule logic here.
 
-ingest ×3 (validate, pseudonymise, fan out, dead-letter), join (person table + verdicts + routing),
-cases (open, accept, resolve, escalate), and the control readers for rules and risk regions.
+ingest of the three input topics (validate, pseudonymise, fan out, dead-letter) and join (person
+table + verdicts + routing) take whole batches from their feeds (`streams.feeds`) and produce one
+batch per partition; cases (open, accept, resolve, escalate) is a Faust agent; the control readers
+follow rules and risk regions.
 """
 
 from __future__ import annotations
@@ -85,8 +87,8 @@ class Agents:
     _kind_metrics: dict[str, tuple[Any, Any, Any]] = field(default_factory=dict)
 
     async def send(self, topic: Any, key: bytes | None, value: bytes) -> Awaitable[Any]:
-        """Hand a record to the producer directly (the hot paths skip Faust's per-message channel
-        machinery); returns the future that resolves once the broker has it."""
+        """Hand one record to the producer directly (off the hot paths, which use `send_many`); returns
+        the future that resolves once the broker has it."""
         return await self.app.producer.send(topic.get_topic_name(), key, value, None, None, None)
 
     def dead_letter(self, message: Any, reason: str, detail: str) -> OutRecord:
