@@ -230,7 +230,10 @@ _PERSON_EVENT_DECODER = msgspec.json.Decoder(PersonEvent)
 
 
 def decode_person_event(raw: bytes) -> PersonEvent | None:
-    """A person event as ingest wrote it, or None for anything else (the caller then asks pydantic)."""
+    """A person event as ingest wrote it, or None for anything else (the caller then asks pydantic).
+
+    Shape and types only: the input rules (no (0, 0) position, stops in order, phone patterns) were
+    applied by ingest, the topic's one writer, before the event was written."""
     try:
         return _PERSON_EVENT_DECODER.decode(raw)
     except (msgspec.MsgspecError, ValueError, RecursionError):

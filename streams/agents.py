@@ -19,6 +19,7 @@ from typing import Any
 
 import faust
 import orjson
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError
 
 from pipeline.cases import Case, apply_case_event, escalate, open_case, overdue, update_from_message
 from pipeline.errors import RejectedEvent
@@ -144,14 +145,6 @@ class Agents:
     def _state(self, key: bytes) -> PersonState:
         raw = _store_get(self.persons)(key)
         return state_from_bytes(raw) if raw else new_state(key.decode())
-
-    def _bind_kind_metrics(self, kind: str) -> tuple[Any, Any, Any]:
-        """Inputs read, inputs forwarded and person events forwarded for one input kind, bound once."""
-        m = self.runtime.metrics
-        bound = self._kind_metrics[kind] = (
-            m.events_in.labels(topic=kind), m.forwarded_inputs.labels(topic=kind), m.forwarded.labels(topic=kind)
-        )
-        return bound
 
     async def join_batch(self, messages: Sequence[Any]) -> None:
         """Fold a batch of person events into the person table, evaluate everybody once, route changes."""
@@ -327,12 +320,14 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
 
     @app.task
     async def ingest() -> None:
+        app.processors.add(asyncio.current_task())
         if runtime.rules is None:
             await agents.control_ready.wait()
         await _process(ingest_feed, agents.ingest_batch, "ingest")
 
     @app.task
     async def join() -> None:
+        app.processors.add(asyncio.current_task())
         await _process(join_feed, agents.join_batch, "join")
 
     case_channel = app.topic(topics.cases.get_topic_name(), topics.case_events.get_topic_name(), key_type=bytes,
@@ -389,16 +384,45 @@ def settings_buffer(app: faust.App) -> int:
     return int(app.conf.stream_buffer_maxsize)
 
 
+#: Errors worth trying a batch again for: the broker or the network, not the batch itself.
+_TRANSIENT = (KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError, OSError, asyncio.TimeoutError)
+_RETRY_MAX_S = 10.0
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, _TRANSIENT) or bool(getattr(exc, "retriable", False))
+
+
 async def _process(feed: Feed, handle: Callable[[Sequence[Any]], Awaitable[None]], name: str) -> None:
-    """Take batches from `feed` and hand each to `handle`; a batch is acknowledged once handled (or refused)."""
+    """Take batches from `feed` and hand each to `handle`; a batch is acknowledged once handled.
+
+    A batch that failed on the broker's side (unreachable, timed out, no leader) is handled again
+    until it goes through: acknowledging it would let the commit pass inputs whose outputs were never
+    written. A batch that fails for any other reason (a defect, not the weather) is logged and
+    acknowledged, so one bad batch cannot stop its partitions for good.
+    """
+    task = asyncio.current_task()
     while True:
         batch = await feed.take(BATCH_MAX, BATCH_WITHIN)
-        try:
-            await handle(batch)
-        except Exception:
-            first = batch[0]
-            log.exception("%s failed topic=%s partition=%s offset=%s batch=%d", name, first.topic, first.partition,
-                          first.offset, len(batch))
+        delay = 0.25
+        while True:
+            try:
+                await handle(batch)
+                break
+            except asyncio.CancelledError as exc:
+                if task is None or task.cancelling():
+                    raise
+                error: BaseException = exc  # a delivery cancelled under us (producer restarting): try again
+            except Exception as exc:
+                if not _transient(exc):
+                    first = batch[0]
+                    log.exception("%s failed topic=%s partition=%s offset=%s batch=%d", name, first.topic,
+                                  first.partition, first.offset, len(batch))
+                    break
+                error = exc
+            log.warning("%s batch=%d not delivered (%r); trying it again in %.2f s", name, len(batch), error, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _RETRY_MAX_S)
         feed.done(batch)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -66,6 +67,11 @@ class Feed:
                 break
         batch = [buffer.popleft() for _ in range(min(limit, len(buffer)))]
         self._taken[id(batch)] = batch
+        monitor = getattr(self.app, "monitor", None)
+        if monitor is not None:  # Faust's slow-stream check reads when each partition's stream last took a record
+            now = time.monotonic()
+            for tp in {message.tp for message in batch}:
+                monitor.stream_inbound_time[tp] = now
         if self._paused and len(buffer) <= self.maxsize // 2:
             self._resume()
         return batch

@@ -155,7 +155,7 @@ def key_partition(key: bytes | bytearray | memoryview | str, partitions: int) ->
     return (_key_hash(bytes(key)) & 0x7FFFFFFF) % partitions
 
 
-@functools.lru_cache(maxsize=1 << 18)
+@functools.lru_cache(maxsize=1 << 16)
 def _key_hash(key: bytes) -> int:
     """murmur2 of a key, remembered: a person's key is partitioned on every hop (event, table, queue)."""
     return murmur2(key)

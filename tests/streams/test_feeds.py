@@ -108,3 +108,59 @@ def test_a_first_record_waits_at_most_within_for_company(within: float) -> None:
         assert [m.offset for m in batch] == [0, 1]
 
     asyncio.run(run())
+
+
+def test_a_batch_the_broker_failed_is_handled_again_before_it_is_acknowledged() -> None:
+    from aiokafka.errors import KafkaConnectionError, RequestTimedOutError
+
+    from streams.agents import _process
+
+    async def run() -> None:
+        app = _App()
+        feed = Feed(app, ["in"], maxsize=100)
+        for offset in range(3):
+            feed.put(_message(offset))
+        failures = [KafkaConnectionError("down"), RequestTimedOutError()]
+        seen: list[tuple[list[int], list[int]]] = []
+
+        async def handle(batch: list[Message]) -> None:
+            seen.append(([m.offset for m in batch], list(app.consumer.acked)))
+            if failures:
+                raise failures.pop(0)
+
+        processor = asyncio.ensure_future(_process(feed, handle, "test"))
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if app.consumer.acked:
+                break
+        processor.cancel()
+        assert seen == [([0, 1, 2], [])] * 3  # nothing acknowledged before the third attempt went through
+        assert app.consumer.acked == [0, 1, 2]
+
+    asyncio.run(run())
+
+
+def test_a_batch_that_fails_for_its_own_sake_is_logged_and_acknowledged(caplog: pytest.LogCaptureFixture) -> None:
+    from streams.agents import _process
+
+    async def run() -> None:
+        app = _App()
+        feed = Feed(app, ["in"], maxsize=100)
+        feed.put(_message(7))
+        attempts = []
+
+        async def handle(batch: list[Message]) -> None:
+            attempts.append(len(batch))
+            raise ValueError("a defect")
+
+        processor = asyncio.ensure_future(_process(feed, handle, "test"))
+        for _ in range(40):
+            await asyncio.sleep(0.05)
+            if app.consumer.acked:
+                break
+        processor.cancel()
+        assert attempts == [1]
+        assert app.consumer.acked == [7]
+
+    asyncio.run(run())
+    assert "test failed topic=in partition=0 offset=7 batch=1" in caplog.text
