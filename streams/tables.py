@@ -1,8 +1,8 @@
 """Tables whose changelog partition comes from the key, the way the producer partitions their topics.
 
-Faust picks a table write's changelog partition from the *current* event; a batched agent
-(`take_events`) has no single current event, and leaving it to the producer needs metadata it may not
-have yet. Kafka's default partitioner (murmur2 of the key) is what places person events and case
+Faust picks a table write's changelog partition from the *current* event; a batch processor
+(`streams.feeds`, or a batched agent) has no single current event, and leaving it to the producer
+needs metadata it may not have yet. Kafka's default partitioner (murmur2 of the key) is what places person events and case
 events, so computing it here keeps every key in its source partition on both transports.
 """
 
