@@ -411,6 +411,7 @@ async def _process(feed: Feed, handle: Callable[[Sequence[Any]], Awaitable[None]
                 break
             except asyncio.CancelledError as exc:
                 if task is None or task.cancelling():
+                    feed.abandon(batch)
                     raise
                 error: BaseException = exc  # a delivery cancelled under us (producer restarting): try again
             except Exception as exc:
@@ -421,7 +422,11 @@ async def _process(feed: Feed, handle: Callable[[Sequence[Any]], Awaitable[None]
                     break
                 error = exc
             log.warning("%s batch=%d not delivered (%r); trying it again in %.2f s", name, len(batch), error, delay)
-            await asyncio.sleep(delay)
+            try:
+                await asyncio.sleep(delay)
+            except asyncio.CancelledError:
+                feed.abandon(batch)
+                raise
             delay = min(delay * 2, _RETRY_MAX_S)
         feed.done(batch)
 

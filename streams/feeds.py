@@ -33,8 +33,10 @@ class Feed:
         self._buffer: deque[Message] = deque()
         self._ready = asyncio.Event()
         self._paused: set[TP] = set()
-        #: batches taken and not yet done, by id
+        #: batches taken and not yet done, by id; `_idle` is set while there are none
         self._taken: dict[int, Sequence[Message]] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
         app.flow_control.manage_queue(self)
 
     def __len__(self) -> int:
@@ -67,6 +69,7 @@ class Feed:
                 break
         batch = [buffer.popleft() for _ in range(min(limit, len(buffer)))]
         self._taken[id(batch)] = batch
+        self._idle.clear()
         monitor = getattr(self.app, "monitor", None)
         if monitor is not None:  # Faust's slow-stream check reads when each partition's stream last took a record
             now = time.monotonic()
@@ -78,10 +81,24 @@ class Feed:
 
     def done(self, batch: Sequence[Message]) -> None:
         """Acknowledge a processed batch: its offsets may now be committed."""
-        self._taken.pop(id(batch), None)
+        self.abandon(batch)
         ack = self.app.consumer.ack
         for message in batch:
             ack(message)
+
+    def abandon(self, batch: Sequence[Message]) -> None:
+        """Let go of a batch without acknowledging it (its processor was stopped): it is read again after a restart."""
+        self._taken.pop(id(batch), None)
+        if not self._taken:
+            self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until no taken batch is in progress (at most `timeout` seconds); whether it is idle."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     def partitions_in_flight(self) -> set[TP]:
         """Partitions with a record waiting here or taken and not yet done (the consumer's stuck-partition check)."""
