@@ -1,9 +1,7 @@
 """Agents: bytes → domain call in `pipeline/` → send or table update. No rule logic here.
 
-ingest of the three input topics (validate, pseudonymise, fan out, dead-letter) and join (person
-table + verdicts + routing) take whole batches from their feeds (`streams.feeds`) and produce one
-batch per partition; cases (open, accept, resolve, escalate) is a Faust agent; the control readers
-follow rules and risk regions.
+ingest ×3 (validate, pseudonymise, fan out, dead-letter), join (person table + verdicts + routing),
+cases (open, accept, resolve, escalate), and the control readers for rules and risk regions.
 """
 
 from __future__ import annotations
@@ -19,7 +17,6 @@ from typing import Any
 
 import faust
 import orjson
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError
 
 from pipeline.cases import Case, apply_case_event, escalate, open_case, overdue, update_from_message
 from pipeline.errors import RejectedEvent
@@ -29,8 +26,6 @@ from pipeline.join import step_many
 from pipeline.state import PersonState, new_state, state_from_bytes, state_to_bytes
 from pipeline.wire import decode_person_event
 from streams.control import control_log_for
-from streams.feeds import Feed
-from streams.memory import OutRecord
 from streams.runtime import RegionChange, Runtime, utc_now
 from streams.tables import raw_table
 from streams.topics import Topics
@@ -41,7 +36,7 @@ log = logging.getLogger(__name__)
 
 REEVALUATE = "epiflow-reevaluate"
 #: Records an agent takes per batch, and the longest a partial batch waits (seconds); the join makes one risk lookup per batch.
-BATCH_MAX = 1024
+BATCH_MAX = 256
 BATCH_WITHIN = 0.005
 _PAYLOAD_LIMIT = 64 * 1024
 
@@ -85,110 +80,98 @@ class Agents:
     queues_declared: bool = False
     awaiting: dict[str, Case] = field(default_factory=dict)
     _escalating: set[str] = field(default_factory=set)
-    _kind_metrics: dict[str, tuple[Any, Any, Any]] = field(default_factory=dict)
 
     async def send(self, topic: Any, key: bytes | None, value: bytes) -> Awaitable[Any]:
-        """Hand one record to the producer directly (off the hot paths, which use `send_many`); returns
-        the future that resolves once the broker has it."""
+        """Hand a record to the producer directly (the hot paths skip Faust's per-message channel
+        machinery); returns the future that resolves once the broker has it."""
         return await self.app.producer.send(topic.get_topic_name(), key, value, None, None, None)
 
-    def dead_letter(self, message: Any, reason: str, detail: str) -> OutRecord:
-        """The dead letter of an input record, counted and logged (without its payload)."""
+    async def dead_letter(self, message: Any, reason: str, detail: str) -> Awaitable[Any]:
+        """Send a dead letter; returns its delivery future."""
         payload, encoding = _payload_text(message.value)
         letter = DeadLetter(
             source_topic=message.topic, partition=message.partition, offset=message.offset,
             reason=reason, detail=detail[:2000], payload=payload, payload_encoding=encoding, at=utc_now(),
         )
+        delivery = await self.send(self.topics.dead_letters, message.key, letter.model_dump_json().encode())
         self.counts["dead_lettered"] += 1
         self.runtime.metrics.dead_letters.labels(topic=message.topic, reason=reason).inc()
         log.warning("dead letter topic=%s partition=%s offset=%s reason=%s", message.topic, message.partition, message.offset, reason)
-        return (self.topics.dead_letters.get_topic_name(), message.key, letter.model_dump_json().encode(), None)
+        return delivery
 
-    def ingest_one(self, kind: str, message: Any) -> list[OutRecord]:
-        """One input record → its person events, or its dead letter."""
+    async def ingest_one(self, kind: str, message: Any) -> list[Awaitable[Any]]:
+        """One input record → person events, or a dead letter; returns the delivery futures, which the
+        caller awaits before the record is acknowledged (a commit must never pass an undelivered output)."""
         rt = self.runtime
         self.counts["inputs"] += 1
-        metrics = self._kind_metrics.get(kind) or self._bind_kind_metrics(kind)
-        metrics[0].inc()
+        rt.metrics.events_in.labels(topic=kind).inc()
         try:
             people = person_event_records(
                 message.value or b"", secret=rt.settings.secret_bytes, now=rt.clock(), lookback=rt.lookback,
                 source_topic=message.topic, received_at=_received_at(message),
             )
         except RejectedEvent as exc:
-            return [self.dead_letter(message, exc.reason, exc.detail)]
+            return [await self.dead_letter(message, exc.reason, exc.detail)]
         except Exception as exc:  # one bad record never stops the agent
             log.exception("ingest failed topic=%s partition=%s offset=%s", message.topic, message.partition, message.offset)
-            return [self.dead_letter(message, "internal_error", type(exc).__name__)]
-        topic = self.topics.person_events.get_topic_name()
+            return [await self.dead_letter(message, "internal_error", type(exc).__name__)]
+        deliveries = [await self.send(self.topics.person_events, key.encode(), value) for key, value in people]
         self.counts["forwarded"] += 1
         self.counts["person_events"] += len(people)
-        metrics[1].inc()
-        metrics[2].inc(len(people))
-        return [(topic, key.encode(), value, None) for key, value in people]
-
-    def _bind_kind_metrics(self, kind: str) -> tuple[Any, Any, Any]:
-        """Inputs read, inputs forwarded and person events forwarded for one input kind, bound once."""
-        m = self.runtime.metrics
-        bound = self._kind_metrics[kind] = (
-            m.events_in.labels(topic=kind), m.forwarded_inputs.labels(topic=kind), m.forwarded.labels(topic=kind)
-        )
-        return bound
-
-    async def ingest_batch(self, messages: Sequence[Any]) -> None:
-        """Ingest a batch of input records; returns once every output of the batch is delivered
-        (a commit must never pass an input whose outputs are not on the broker)."""
-        kinds = self.topics.input_kinds
-        records = [record for message in messages for record in self.ingest_one(kinds[message.topic], message)]
-        await asyncio.gather(*await self.app.producer.send_many(records))
+        rt.metrics.forwarded_inputs.labels(topic=kind).inc()
+        rt.metrics.forwarded.labels(topic=kind).inc(len(people))
+        return deliveries
 
     def _state(self, key: bytes) -> PersonState:
-        raw = _store_get(self.persons)(key)
+        raw = self.persons.get(key)
         return state_from_bytes(raw) if raw else new_state(key.decode())
 
-    async def join_batch(self, messages: Sequence[Any]) -> None:
+    async def join_batch(self, events: Sequence[Any]) -> None:
         """Fold a batch of person events into the person table, evaluate everybody once, route changes."""
         rt = self.runtime
         if rt.rules is None:
             await self.control_ready.wait()
         now = rt.clock()
         grouped: dict[bytes, tuple[PersonState, list[PersonEvent]]] = {}
-        for message in messages:
-            key = message.key
+        for event in events:
+            key = event.key
             entry = grouped.get(key)
             if entry is None:
                 entry = grouped[key] = (self._state(key), [])
-            if not _is_reevaluation(message.headers):
+            if not _is_reevaluation(event.headers):
                 try:
-                    entry[1].append(decode_person_event(message.value) or PersonEvent.model_validate_json(message.value))
+                    entry[1].append(decode_person_event(event.value) or PersonEvent.model_validate_json(event.value))
                 except ValueError:
                     log.error("join refused topic=%s partition=%s offset=%s reason=invalid_person_event",
-                              message.topic, message.partition, message.offset)
+                              event.message.topic, event.message.partition, event.message.offset)
         outcomes = step_many(list(grouped.values()), rt.rules, rt.regions, rt.communities, now)
         _remember_places(rt, [(o.before, o.after) for o in outcomes if o.events])
         wall = utc_now()
-        records = [record for key, o in zip(grouped, outcomes, strict=True) if o.message is not None
-                   for record in await self._triage_records(key, o.message, o.events, wall)]
-        if records:
+        deliveries = [await self._send_triage(key, o.message, o.events, wall)
+                      for key, o in zip(grouped, outcomes, strict=True) if o.message is not None]
+        if deliveries:
             # the state remembers the verdict as sent: it must not reach the changelog before the
             # message reaches its queue, or a crash in between loses the message for good
-            await asyncio.gather(*await self.app.producer.send_many(records))
-        changed = [(key, state_to_bytes(o.after)) for key, o in zip(grouped, outcomes, strict=True) if o.after is not o.before]
+            await asyncio.gather(*(d for pair in deliveries for d in pair))
+        written = []
         for key, outcome in zip(grouped, outcomes, strict=True):
+            if outcome.after is not outcome.before:
+                written.append(await self.persons.put(key, state_to_bytes(outcome.after)))
             for person_event in outcome.events:
                 for waiter in self.waiters.pop(f"{person_event.event_id}/{key.decode()}", ()):
                     waiter(person_event, outcome.verdict)
         # the batch is acknowledged when this returns: its states must be in the changelog by then
-        await asyncio.gather(*await self.persons.put_many(changed))
-        self.counts["joined"] += len(messages)
+        await asyncio.gather(*written)
+        self.counts["joined"] += len(events)
 
-    async def _triage_records(
+    async def _send_triage(
         self, key: bytes, message: TriageMessage, events: tuple[PersonEvent, ...], wall: datetime
-    ) -> tuple[OutRecord, OutRecord]:
-        """The message for its community queue and for the cases topic, counted and timed."""
+    ) -> tuple[Awaitable[Any], Awaitable[Any]]:
+        """Send the message to its community queue and to the cases topic; returns both deliveries."""
         rt = self.runtime
         body = message.model_dump_json().encode()
-        queue = (await self.topics.triage(message.community)).get_topic_name()
+        queued = await self.send(await self.topics.triage(message.community), key, body)
+        recorded = await self.send(self.topics.cases, message.case_id.encode(), body)
         rt.metrics.verdicts.labels(action=message.action).inc()
         self.counts["flagged"] += 1
         latency = (wall - min(e.ingested_at for e in events)).total_seconds() if events else 0.0
@@ -196,7 +179,7 @@ class Agents:
             rt.metrics.latency.observe(latency)
         for listener in self.listeners:
             listener(message, latency)
-        return (queue, key, body, None), (self.topics.cases.get_topic_name(), message.case_id.encode(), body, None)
+        return queued, recorded
 
     async def case_one(self, topic: str, key: bytes, value: bytes) -> Awaitable[Any] | None:
         """Open a case from a triage message, or apply an accept / resolve / escalate event to it;
@@ -257,14 +240,6 @@ class Agents:
         return [read_case(v) for v in list(self.cases.values()) if v]
 
 
-def _store_get(table: Any) -> Callable[[bytes], bytes | None]:
-    """The quickest lookup a table's store offers: the dict under an in-memory store, else the store's `get`
-    (the table layer adds a sensor call per key, and a missing key costs a KeyError on the way)."""
-    store = table.data
-    inner = getattr(store, "data", None)
-    return inner.get if type(inner) is dict else store.get
-
-
 def case_record(case: Case, message: TriageMessage | dict[str, Any]) -> bytes:
     """Cases-table value: the case and the latest triage message of its episode (for the queue pages)."""
     shown = message.model_dump(mode="json") if isinstance(message, TriageMessage) else message
@@ -313,22 +288,18 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
     cases = raw_table(app, "cases", settings.partitions)
     agents = Agents(app=app, runtime=runtime, topics=topics, persons=persons, cases=cases)
 
-    ingest_feed = Feed(app, [topic.get_topic_name() for topic in topics.inputs.values()], maxsize=settings_buffer(app))
-    join_feed = Feed(app, [topics.person_events.get_topic_name()], maxsize=settings_buffer(app))
-    app.feeds = [ingest_feed, join_feed]
-    app.fed_topics = [*topics.inputs.values(), topics.person_events]
+    for kind, topic in topics.inputs.items():
+        _ingest_agent(app, agents, kind, topic)
 
-    @app.task
-    async def ingest() -> None:
-        app.processors.add(asyncio.current_task())
-        if runtime.rules is None:
-            await agents.control_ready.wait()
-        await _process(ingest_feed, agents.ingest_batch, "ingest")
-
-    @app.task
-    async def join() -> None:
-        app.processors.add(asyncio.current_task())
-        await _process(join_feed, agents.join_batch, "join")
+    @app.agent(topics.person_events, name="join")
+    async def join(stream: Any) -> None:
+        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+            try:
+                await agents.join_batch(events)
+            except Exception:
+                first = events[0].message
+                log.exception("join failed topic=%s partition=%s offset=%s batch=%d", first.topic,
+                              first.partition, first.offset, len(events))
 
     case_channel = app.topic(topics.cases.get_topic_name(), topics.case_events.get_topic_name(), key_type=bytes,
                              value_type=bytes, key_serializer="raw", value_serializer="raw",
@@ -379,56 +350,15 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
     return agents
 
 
-def settings_buffer(app: faust.App) -> int:
-    """Records a feed holds before fetching pauses: Faust's own per-stream buffer size."""
-    return int(app.conf.stream_buffer_maxsize)
+def _ingest_agent(app: faust.App, agents: Agents, kind: str, topic: Any) -> None:
+    async def ingest_agent(stream: Any) -> None:
+        if agents.runtime.rules is None:
+            await agents.control_ready.wait()
+        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+            deliveries = [d for event in events for d in await agents.ingest_one(kind, event.message)]
+            await asyncio.gather(*deliveries)
 
-
-#: Errors worth trying a batch again for: the broker or the network, not the batch itself.
-_TRANSIENT = (KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError, OSError, asyncio.TimeoutError)
-_RETRY_MAX_S = 10.0
-
-
-def _transient(exc: BaseException) -> bool:
-    return isinstance(exc, _TRANSIENT) or bool(getattr(exc, "retriable", False))
-
-
-async def _process(feed: Feed, handle: Callable[[Sequence[Any]], Awaitable[None]], name: str) -> None:
-    """Take batches from `feed` and hand each to `handle`; a batch is acknowledged once handled.
-
-    A batch that failed on the broker's side (unreachable, timed out, no leader) is handled again
-    until it goes through: acknowledging it would let the commit pass inputs whose outputs were never
-    written. A batch that fails for any other reason (a defect, not the weather) is logged and
-    acknowledged, so one bad batch cannot stop its partitions for good.
-    """
-    task = asyncio.current_task()
-    while True:
-        batch = await feed.take(BATCH_MAX, BATCH_WITHIN)
-        delay = 0.25
-        while True:
-            try:
-                await handle(batch)
-                break
-            except asyncio.CancelledError as exc:
-                if task is None or task.cancelling():
-                    feed.abandon(batch)
-                    raise
-                error: BaseException = exc  # a delivery cancelled under us (producer restarting): try again
-            except Exception as exc:
-                if not _transient(exc):
-                    first = batch[0]
-                    log.exception("%s failed topic=%s partition=%s offset=%s batch=%d", name, first.topic,
-                                  first.partition, first.offset, len(batch))
-                    break
-                error = exc
-            log.warning("%s batch=%d not delivered (%r); trying it again in %.2f s", name, len(batch), error, delay)
-            try:
-                await asyncio.sleep(delay)
-            except asyncio.CancelledError:
-                feed.abandon(batch)
-                raise
-            delay = min(delay * 2, _RETRY_MAX_S)
-        feed.done(batch)
+    app.agent(topic, name=f"ingest-{kind}")(ingest_agent)
 
 
 async def _seed_if_empty(agents: Agents, topic: str, records: list, seed: Callable[[], list[tuple[bytes, bytes]]]) -> list:

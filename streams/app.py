@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import ssl
-from functools import cached_property
 from typing import Any
 
 import faust
@@ -16,51 +14,8 @@ from streams import kafka
 __all__ = ["App", "build_app"]
 
 
-#: Longest a rebalance waits for the feeds' batches in flight to finish.
-FEED_DRAIN_TIMEOUT_S = 15.0
-
-
 class App(faust.App):
-    """faust.App on `streams.kafka.Transport` for `kafka://`: commits that hold across rebalances, a producer that keeps its metadata.
-
-    `feeds` are the batch feeds of the hot topics (`streams.feeds`); `fed_topics` are subscribed when the app starts.
-    """
-
-    feeds: list[Any] = []
-    fed_topics: list[Any] = []
-
-    @cached_property
-    def processors(self) -> set[asyncio.Task]:
-        """The feeds' processor tasks: stopped before the services they use (Faust stops app tasks last)."""
-        return set()
-
-    async def on_start(self) -> None:
-        await super().on_start()
-        for topic in self.fed_topics:
-            self.topics.add(topic)
-
-    async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
-        """Before partitions are given up (flow is stopped by then), let the batches in flight finish.
-
-        A join batch still writing person states while table recovery rereads the changelog could
-        leave a person's state older than its own last write; its acknowledgements also reach the
-        commit Faust makes on revocation. Bounded: a batch stuck on an unreachable broker does not
-        hold the rebalance past `FEED_DRAIN_TIMEOUT_S`.
-        """
-        for feed in self.feeds:
-            if not await feed.wait_idle(FEED_DRAIN_TIMEOUT_S):
-                logger.warning("feed of %s still busy after %.0f s; rebalancing anyway", ",".join(sorted(feed.topics)),
-                               FEED_DRAIN_TIMEOUT_S)
-        await super()._consumer_wait_empty(consumer, logger)
-
-    async def on_stop(self) -> None:
-        """Stop the processors first: a batch cut short is not acknowledged, so it is read again after a restart."""
-        running = [task for task in self.processors if not task.done()]
-        for task in running:
-            task.cancel()
-        if running:
-            await asyncio.wait(running, timeout=10.0)
-        await super().on_stop()
+    """faust.App on `streams.kafka.Transport` for `kafka://`: commits that hold across rebalances, a producer that keeps its metadata."""
 
     def _new_transport(self) -> Any:
         urls = self.conf.broker_consumer

@@ -30,15 +30,12 @@ from __future__ import annotations
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
-
-from streams.feeds import FeedDrainMixin
-from streams.memory import OutRecord, key_partition
 
 __all__ = ["STUCK_AFTER_S", "Consumer", "Producer", "TopicTrackingProducer", "Transport"]
 
@@ -48,7 +45,7 @@ log = logging.getLogger(__name__)
 STUCK_AFTER_S = 5.0
 
 
-class Consumer(FeedDrainMixin, faust_aiokafka.Consumer):
+class Consumer(faust_aiokafka.Consumer):
     """aiokafka consumer whose committed offsets keep moving across rebalances (see the module docstring)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -82,7 +79,6 @@ class Consumer(FeedDrainMixin, faust_aiokafka.Consumer):
                 log.warning("seek to committed offsets failed: %r", exc)
             return
         undelivered: dict[TP, tuple[int, str]] = {}
-        fed = self._fed_topics()
         for tp, record in self.scheduler.iterate(records):
             if tp in undelivered:
                 continue
@@ -95,15 +91,10 @@ class Consumer(FeedDrainMixin, faust_aiokafka.Consumer):
             else:
                 self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
                 message = self._to_message(tp, record)
-                if tp.topic not in fed:  # a feed knows its own records in flight
-                    self._delivered.add(message)
+                self._delivered.add(message)
                 yield tp, message
         if undelivered:
             await self._read_again(undelivered, generation_id)
-
-    def _fed_topics(self) -> frozenset[str]:
-        """Topics whose records go to a `streams.feeds.Feed` rather than a Faust stream."""
-        return frozenset(topic for feed in getattr(self.app, "feeds", ()) for topic in feed.topics)
 
     async def _read_again(self, undelivered: Mapping[TP, tuple[int, str]], generation_id: int) -> None:
         """Set each partition back to its first undelivered record: the aiokafka position is already past it, and
@@ -178,8 +169,6 @@ class Consumer(FeedDrainMixin, faust_aiokafka.Consumer):
     def stuck_partitions(self, now: float) -> dict[TP, int]:
         """Assigned, acked partitions whose committed offset is below the end, unchanged for `STUCK_AFTER_S`, idle."""
         in_flight = {message.tp for message in list(self._delivered) if not message.acked}
-        for feed in getattr(self.app, "feeds", ()):
-            in_flight |= feed.partitions_in_flight()
         stuck: dict[TP, int] = {}
         for tp in self.assignment():
             committed = self._committed_offset.get(tp)
@@ -251,44 +240,6 @@ class Producer(faust_aiokafka.Producer):
         await super().create_topic(topic, *args, **kwargs)
         if self._producer is not None:
             track_topic(self._producer.client, topic)
-
-    async def send_many(self, records: Sequence[OutRecord]) -> list[Awaitable[Any]]:
-        """Produce `(topic, key, value, partition or None)` records as one batch per topic partition.
-
-        One future per batch instead of one per record (resolving a future per record was a tenth of a
-        busy worker). Order within a partition is kept. A keyed record goes where Kafka's default
-        partitioner puts it; a topic whose partitions are not known yet goes record by record.
-        """
-        producer = self._ensure_producer()
-        cluster = producer.client.cluster
-        batches: dict[tuple[str, int], list[tuple[bytes | None, bytes]]] = {}
-        counts: dict[str, int | None] = {}
-        futures: list[Awaitable[Any]] = []
-        for topic, key, value, partition in records:
-            if partition is None:
-                count = counts.get(topic, -1)
-                if count == -1:
-                    count = counts[topic] = len(cluster.partitions_for_topic(topic) or ()) or None
-                if count is None or key is None:
-                    futures.append(await self.send(topic, key, value, None, None, None))
-                    continue
-                partition = key_partition(key, count)
-            batches.setdefault((topic, partition), []).append((key, value))
-        for (topic, partition), items in batches.items():
-            track_topic(producer.client, topic)
-            batch = producer.create_batch()
-            for key, value in items:
-                if batch.append(key=key, value=value, timestamp=None) is not None:
-                    continue
-                if batch.record_count():
-                    futures.append(await producer.send_batch(batch, topic, partition=partition))
-                batch = producer.create_batch()
-                if batch.append(key=key, value=value, timestamp=None) is None:  # larger than a batch may be
-                    futures.append(await self.send(topic, key, value, partition, None, None))
-                    batch = producer.create_batch()
-            if batch.record_count():
-                futures.append(await producer.send_batch(batch, topic, partition=partition))
-        return futures
 
 
 class Transport(faust_aiokafka.Transport):

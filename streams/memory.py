@@ -9,13 +9,12 @@ tables with changelog recovery, timers and web views behave as on Kafka.
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import logging
 import struct
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
@@ -28,15 +27,12 @@ from faust.types.enums import ProcessingGuarantee
 from mode.utils.times import Seconds
 from yarl import URL
 
-from streams.feeds import FeedDrainMixin
-
 __all__ = [
     "Conductor",
     "Consumer",
     "ExactlyOnceUnsupported",
     "MemoryBroker",
     "MemoryTransportError",
-    "OutRecord",
     "PartitionOutOfRange",
     "Producer",
     "StoredRecord",
@@ -63,10 +59,6 @@ RESUBSCRIBE_SLEEP_SECONDS = 0.5
 #: The single member of every consumer group on this broker.
 MEMBER_ID = "memory-member"
 _TIMESTAMP_TYPE_CREATE_TIME = 0
-
-
-#: A record to produce: topic, key, value, and the partition (None: the key's partition).
-OutRecord = tuple[str, bytes | None, bytes, int | None]
 
 
 class MemoryTransportError(Exception):
@@ -152,13 +144,7 @@ def key_partition(key: bytes | bytearray | memoryview | str, partitions: int) ->
         raise TypeError(f"key must be bytes or str to be partitioned, got {type(key).__name__}: {key!r}")
     if not isinstance(partitions, int) or partitions < 1:
         raise ValueError(f"partitions must be a positive int, got {partitions!r}")
-    return (_key_hash(bytes(key)) & 0x7FFFFFFF) % partitions
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _key_hash(key: bytes) -> int:
-    """murmur2 of a key, remembered: a person's key is partitioned on every hop (event, table, queue)."""
-    return murmur2(key)
+    return (murmur2(bytes(key)) & 0x7FFFFFFF) % partitions
 
 
 # --- the broker ---------------------------------------------------------------------------------
@@ -444,7 +430,7 @@ class _ClusterView:
         return None if count is None else set(range(count))
 
 
-class Consumer(FeedDrainMixin, base.Consumer):
+class Consumer(base.Consumer):
     """A consumer group of one member that is assigned every partition of its subscription."""
 
     logger = logging.getLogger(f"{__name__}.Consumer")  # type: ignore[assignment]
@@ -796,10 +782,6 @@ class Producer(base.Producer):
         future: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
         future.set_result(self.broker.append(topic, key, value, partition, headers, timestamp))
         return future
-
-    async def send_many(self, records: Sequence[OutRecord]) -> list[Awaitable[RecordMetadata]]:
-        """Append `(topic, key, value, partition or None)` records in order; one resolved future each."""
-        return [await self.send(topic, key, value, partition, None, None) for topic, key, value, partition in records]
 
     async def send_and_wait(
         self,

@@ -1,14 +1,14 @@
 """Tables whose changelog partition comes from the key, the way the producer partitions their topics.
 
-Faust picks a table write's changelog partition from the *current* event; a batch processor
-(`streams.feeds`, or a batched agent) has no single current event, and leaving it to the producer
-needs metadata it may not have yet. Kafka's default partitioner (murmur2 of the key) is what places person events and case
+Faust picks a table write's changelog partition from the *current* event; a batched agent
+(`take_events`) has no single current event, and leaving it to the producer needs metadata it may not
+have yet. Kafka's default partitioner (murmur2 of the key) is what places person events and case
 events, so computing it here keeps every key in its source partition on both transports.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable
 from typing import Any
 
 import faust
@@ -38,27 +38,6 @@ class KeyPartitionedTable(Table):
         delivery = await self.app.producer.send(self.changelog_topic.get_topic_name(), key, value, partition, None, None)
         delivery.add_done_callback(lambda done: self._persisted(TP(self.changelog_topic.get_topic_name(), partition), done))
         return delivery
-
-    async def put_many(self, items: Sequence[tuple[bytes, bytes]]) -> list[Awaitable[Any]]:
-        """Set many keys and send their changelog records in one go (a batch per partition on Kafka);
-        returns the delivery futures. A batch's delivery carries the offset of its first record, so
-        the store's persisted offset may trail by a batch: recovery then reads a few records twice."""
-        if not items:
-            return []
-        topic = self.changelog_topic.get_topic_name()
-        records = []
-        for key, value in items:
-            self.data[key] = value
-            records.append((topic, key, value, self.partition_for_key(key)))
-        deliveries = await self.app.producer.send_many(records)
-        for delivery in deliveries:
-            delivery.add_done_callback(self._batch_persisted)
-        return deliveries
-
-    def _batch_persisted(self, delivery: Any) -> None:
-        if not delivery.cancelled() and delivery.exception() is None:
-            result = delivery.result()
-            self.data.set_persisted_offset(TP(result.topic, result.partition), result.offset)
 
     def _persisted(self, tp: TP, delivery: Any) -> None:
         """What Faust's own changelog callback does: tell the store up to where the changelog holds its data."""

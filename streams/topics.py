@@ -55,11 +55,6 @@ class Topics:
     rules: str
     _triage: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def input_kinds(self) -> dict[str, str]:
-        """Input topic name → its short kind (`declarations`, …)."""
-        return {topic.get_topic_name(): kind for kind, topic in self.inputs.items()}
-
     async def triage(self, community: str) -> Any:
         """The triage topic of a community (or `unassigned`), declared on first use."""
         return await self._declared(triage_topic_name(self.settings.topic_prefix, topic_part(community)))
