@@ -144,7 +144,15 @@ def ingest(
 
 
 _ENCODE = msgspec.json.Encoder().encode
-_KINDS = {wire.Declaration: "declaration", wire.CheckpointScan: "checkpoint_scan", wire.NatResult: "nat_result"}
+
+
+def _identity(secret: bytes, id_number: str, today: date | None = None) -> tuple[str, str, date] | None:
+    """(person key, masked ID, birth date) of a valid ID number, None for one only `ingest` can word."""
+    outcome = check_id(id_number, today)
+    if not outcome.valid:
+        return None
+    normalised: str = outcome.normalised  # type: ignore[assignment]
+    return person_key(secret, normalised), mask_id(normalised), outcome.born  # type: ignore[return-value]
 
 
 def person_event_records(
@@ -161,7 +169,7 @@ def person_event_records(
     A document the msgspec mirrors accept (with valid ID numbers) is encoded straight from them;
     anything else goes through `ingest` and pydantic, with its reasons. Both give the same JSON.
     """
-    event = wire.decode(raw) if type(raw) is bytes else None
+    event = wire.decode(raw)
     if event is not None:
         records = _wire_records(event, secret, now, lookback, source_topic, received_at or now)
         if records is not None:
@@ -181,20 +189,20 @@ def _wire_records(
     else:
         at = event.submitted_at if type(event) is wire.Declaration else event.reported_at
         people = [(event.person.id_number, event.person.name, event.person.phone, "")]
-    checks = [check_id(id_number) for id_number, *_ in people]
-    if not all(check.valid for check in checks):
+    who_all = [_identity(secret, id_number) for id_number, *_ in people]
+    if None in who_all:
         return None
     _check_time(at, now, lookback)
-    payloads: dict[str, wire.DeclarationPayload | wire.ScanPayload | wire.NatPayload] = {}
+    kind: str = type(event).__struct_config__.tag  # type: ignore[assignment]
+    by_role: dict[str, wire.DeclarationPayload | wire.ScanPayload | wire.NatPayload] = {}
     out = []
-    for (_, name, phone, role), check in zip(people, checks, strict=True):
-        payload = payloads.get(role) or payloads.setdefault(role, _payload(event, role))
-        normalised: str = check.normalised  # type: ignore[assignment]
-        key = person_key(secret, normalised)
+    for (_, name, phone, role), (key, masked, born) in zip(people, who_all, strict=True):  # type: ignore[misc]
+        payload = by_role.get(role)
+        if payload is None:
+            payload = by_role[role] = _payload(event, role)
         out.append((key, _ENCODE(wire.PersonEvent(
-            person_key=key, masked_id=mask_id(normalised), name=name, phone=phone, birth_date=check.born,  # type: ignore[arg-type]
-            event_id=event.event_id, kind=_KINDS[type(event)], occurred_at=at, ingested_at=ingested,
-            source_topic=source_topic, payload=payload,
+            person_key=key, masked_id=masked, name=name, phone=phone, birth_date=born, event_id=event.event_id,
+            kind=kind, occurred_at=at, ingested_at=ingested, source_topic=source_topic, payload=payload,
         ))))
     return out
 
@@ -274,13 +282,12 @@ class Observer:
         return [observation_of(e) for e in ingest(raw, secret=self.secret, now=self.now, lookback=self.lookback)]
 
     def _person(self, id_number: str) -> tuple[str, str, int] | None:
-        """(person key, masked ID, birth ordinal) of a valid ID number, None for one only `ingest` can word."""
-        outcome = check_id(id_number, self._today)
-        if not outcome.valid:
+        """(person key, masked ID, birth ordinal) of a valid ID number, remembered; None for one only `ingest` can word."""
+        who = _identity(self.secret, id_number, self._today)
+        if who is None:
             return None
-        normalised: str = outcome.normalised  # type: ignore[assignment]
-        known = (person_key(self.secret, normalised), mask_id(normalised), outcome.born.toordinal())  # type: ignore[union-attr]
-        self._people[id_number] = known
+        key, masked, born = who
+        known = self._people[id_number] = (key, masked, born.toordinal())
         return known
 
     def _check_time(self, at: datetime, seconds: int) -> None:

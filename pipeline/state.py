@@ -194,12 +194,12 @@ def _coordinate(value: float) -> float:
     return round(value, 6)
 
 
-def nat_of(event_id: str, result: NatPayload | wire.NatResult) -> Nat:
+def nat_of(event_id: str, result: NatPayload | wire.NatPayload | wire.NatResult) -> Nat:
     """The state's record of a lab's NAT result."""
     return Nat(event_id, _epoch(result.sampled_at), _epoch(result.reported_at), result.result, result.lab_id)
 
 
-def scan_places(event_id: str, scan: ScanPayload | wire.CheckpointScan, role: str) -> tuple[Place, ...]:
+def scan_places(event_id: str, scan: ScanPayload | wire.ScanPayload | wire.CheckpointScan, role: str) -> tuple[Place, ...]:
     """The checkpoint, and the vehicle's origin when there is one, for one person on board."""
     t = _epoch(scan.scanned_at)
     loc = scan.location
@@ -213,7 +213,7 @@ def scan_places(event_id: str, scan: ScanPayload | wire.CheckpointScan, role: st
 
 
 def declaration_parts(
-    event_id: str, declaration: DeclarationPayload | wire.Declaration
+    event_id: str, declaration: DeclarationPayload | wire.DeclarationPayload | wire.Declaration
 ) -> tuple[DeclarationInfo, tuple[Nat, ...], tuple[Place, ...]]:
     """Arrival and destination, the attached NAT report (if any) and the itinerary stops of a declaration."""
     dest = declaration.destination
@@ -233,8 +233,8 @@ def declaration_parts(
     return info, (Nat(event_id + "#report", sampled, sampled, report.result, report.lab),), places
 
 
-def observation_of(event: PersonEvent) -> Observation:
-    """Cut one person event into the state's pieces (a `pipeline.wire.PersonEvent` has the same attributes)."""
+def observation_of(event: PersonEvent | wire.PersonEvent) -> Observation:
+    """Cut one person event into the state's pieces, from the pydantic contract or its msgspec mirror."""
     payload = event.payload
     eid = event.event_id
     info, nats, places = None, (), ()

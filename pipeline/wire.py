@@ -175,40 +175,33 @@ class PersonStop(_Point):
     to: Aware
 
 
-class DeclarationPayload(_Strict, tag_field="kind", tag="declaration"):
+class _Payload(_Strict):
+    """A person event's payload; its `kind` is the tag it is encoded with, as on the pydantic payloads."""
+
+    @property
+    def kind(self) -> str:
+        return self.__struct_config__.tag  # type: ignore[return-value]
+
+
+class DeclarationPayload(_Payload, tag_field="kind", tag="declaration"):
     submitted_at: Aware
     arrival_at: Aware
     destination: Destination
     itinerary: list[PersonStop]
     nat_report: NatReport | None = None
 
-    @property
-    def kind(self) -> str:
-        return "declaration"
-
-
-class ScanPayload(_Strict, tag_field="kind", tag="checkpoint_scan", kw_only=True):
+class ScanPayload(_Payload, tag_field="kind", tag="checkpoint_scan", kw_only=True):
     checkpoint_id: str
     scanned_at: Aware
     location: Location
     vehicle: Vehicle | None = None
     role: Literal["driver", "passenger", "pedestrian"]
 
-    @property
-    def kind(self) -> str:
-        return "checkpoint_scan"
-
-
-class NatPayload(_Strict, tag_field="kind", tag="nat_result"):
+class NatPayload(_Payload, tag_field="kind", tag="nat_result"):
     sampled_at: Aware
     reported_at: Aware
     result: Literal["negative", "positive", "invalid"]
     lab_id: str
-
-    @property
-    def kind(self) -> str:
-        return "nat_result"
-
 
 class PersonEvent(_Strict, kw_only=True):
     """`events.PersonEvent` as ingest writes it and the join reads it, without pydantic (fields in the contract's order)."""
