@@ -22,6 +22,7 @@ from geo.communities import Community
 from geo.regions import LEVEL_CODE, RiskIndex
 from pipeline.cases import Case
 from pipeline.errors import PipelineError
+from pipeline.reports import is_open
 
 __all__ = [
     "AreaFacts",
@@ -178,7 +179,7 @@ def area_facts(communities: Sequence[Community], cases: Iterable[Case], regions:
     """Per community its residents, its highest overlapping region level and its open cases by severity."""
     by: dict[str, Counter[int]] = {}
     for case in cases:
-        if case.is_open and case.severity > 0 and getattr(case, "status", "open") != "closed":
+        if is_open(case) and case.severity > 0:
             by.setdefault(case.community, Counter())[case.severity] += 1
     return [AreaFacts(c.code, c.population, regions.get(c.code, 0), dict(by.get(c.code, {}))) for c in communities]
 

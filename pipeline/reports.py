@@ -30,6 +30,7 @@ __all__ = [
     "daily_reports",
     "district_summary",
     "queue_rows",
+    "zone_label",
 ]
 
 _COLOURS = ("green", "blue", "yellow", "orange", "red")
@@ -117,6 +118,18 @@ def is_open(case: Case) -> bool:
 def is_overdue(case: Case, now: datetime) -> bool:
     """Open, not yet accepted, and past its due time."""
     return _status(case) == "open" and case.due_at is not None and case.due_at <= now
+
+
+_ZONE_NAMES = {"Asia/Shanghai": ("北京时间", "Beijing time")}
+
+
+def zone_label(zone: ZoneInfo, at: datetime, lang: str = "zh") -> str:
+    """The display zone as pages label it, e.g. `北京时间 (UTC+08:00)`."""
+    _check_aware(at)
+    offset = at.astimezone(zone).strftime("%z")
+    sign = f"UTC{offset[:3]}:{offset[3:]}"
+    zh, en = _ZONE_NAMES.get(zone.key, (zone.key, zone.key))
+    return f"{zh if lang == 'zh' else en} ({sign})"
 
 
 def _in(zone: ZoneInfo | None, t: datetime | None) -> str | None:

@@ -9,6 +9,7 @@ import pytest
 
 from pipeline.cases import Case
 from pipeline.errors import PipelineError
+from pipeline.report_page import reports_html
 from pipeline.reports import (
     colour_for,
     community_colours,
@@ -16,7 +17,6 @@ from pipeline.reports import (
     district_summary,
     queue_rows,
 )
-from pipeline.report_page import reports_html
 
 T0 = datetime(2022, 6, 20, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 ZONE = ZoneInfo("Asia/Shanghai")
