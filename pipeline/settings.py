@@ -45,6 +45,7 @@ class Settings(BaseModel):
     communities: Path = Path("config/geo/district.geojson")
     checkpoints: Path = Path("config/geo/checkpoints.geojson")
     access: Path = Path("config/access.toml")
+    map_levels: Path = Path("config/map_levels.yaml")
     data_dir: Path = Path(".cache/epiflow-data")
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
