@@ -85,7 +85,7 @@
       var t = el("time", null, when.format(new Date(c.due_at)));
       t.setAttribute("datetime", c.due_at);
       due.appendChild(t);
-      due.appendChild(document.createTextNode(" · "));
+      due.appendChild(document.createTextNode(" "));
       var cd = el("span", "countdown");
       cd.setAttribute("data-due", c.due_at);
       due.appendChild(cd);
