@@ -22,6 +22,8 @@ from pipeline.errors import PipelineError
 
 __all__ = [
     "DailyReports",
+    "UNASSIGNED",
+    "UNASSIGNED_STREET",
     "QueueRow",
     "colour_for",
     "community_colours",
@@ -119,6 +121,10 @@ def is_overdue(case: Case, now: datetime) -> bool:
     """Open, not yet accepted, and past its due time."""
     return _status(case) == "open" and case.due_at is not None and case.due_at <= now
 
+
+#: How pages and reports name the queue of places outside every community, and its "street".
+UNASSIGNED = {"unassigned": "辖区外（未分配）"}
+UNASSIGNED_STREET = "辖区外"
 
 _ZONE_NAMES = {"Asia/Shanghai": ("北京时间", "Beijing time")}
 
@@ -225,7 +231,7 @@ def district_summary(
     action, due time in `zone`), and the map colours.
     """
     _check_aware(now)
-    names = names or {}
+    names = {**UNASSIGNED, **(names or {})}
     streets = streets or {}
     texts = action_texts or {}
     messages = messages or {}
@@ -235,7 +241,7 @@ def district_summary(
     by_community = Counter(c.community for c in open_cases)
 
     def street_of(code: str) -> str:
-        return streets.get(code) or "unassigned"
+        return streets.get(code) or UNASSIGNED_STREET
 
     communities = [
         {"code": code, "name": names.get(code, code), "street": street_of(code), "open": n, "overdue": late.get(code, 0)}
@@ -352,8 +358,8 @@ def _case_frame(msg: pd.DataFrame, events: pd.DataFrame, day: date, zone: ZoneIn
         column = first[kind] if kind in getattr(first, "columns", ()) else pd.Series(dtype="datetime64[ns, UTC]")
         cases[kind] = pd.to_datetime(column.reindex(cases.index), utc=True)
     cases["accepted"] = cases["accepted"].fillna(cases["resolved"])
-    cases["street"] = cases["community"].map(lambda c: streets.get(c) or "unassigned")
-    cases["name"] = cases["community"].map(lambda c: names.get(c, c))
+    cases["street"] = cases["community"].map(lambda c: streets.get(c) or UNASSIGNED_STREET)
+    cases["name"] = cases["community"].map(lambda c: names.get(c) or UNASSIGNED.get(c, c))
     done = cases["resolved"].notna() | cases["closed"].notna()
     cases["status"] = "open"
     cases.loc[cases["accepted"].notna(), "status"] = "accepted"

@@ -31,7 +31,7 @@ from pipeline.map_levels import (
     street_facts,
 )
 from pipeline.policy import policy_for
-from pipeline.reports import district_summary, queue_rows
+from pipeline.reports import UNASSIGNED, district_summary, queue_rows
 from pipeline.state import PersonState, state_from_bytes
 from pipeline.triage import Verdict, checkpoint_decision, evaluate
 from streams.access import AccessGate, Denied
@@ -464,7 +464,7 @@ def community_cases(agents: Agents, code: str, *, full_phone: bool) -> dict[str,
                       action_texts_en=_action_texts(agents, "en"), zone=zone)
     community = rt.communities.get(code)
     return {
-        "community": code, "name": community.name if community else code,
+        "community": code, "name": community.name if community else UNASSIGNED.get(code, code),
         "street": community.street if community else None, "now": now.astimezone(zone).isoformat(),
         "zone": zone.key, "recovering": recovering(agents),
         "cases": [r.to_json() for r in rows],

@@ -105,7 +105,8 @@ def test_a_scan_appears_on_its_community_page_without_reload_and_accept_resolve_
     page.wait_for_selector(f"{card}[data-status=accepted]", timeout=5000)
     page.once("dialog", lambda dialog: dialog.accept("home visit done, negative test"))
     page.click(f"{card} button.resolve")
-    page.wait_for_selector(f"{card}[data-status=resolved]", timeout=5000)
+    page.wait_for_selector(f"#done {card}[data-status=resolved]", state="attached", timeout=5000)
+    page.click("#done-box summary")  # resolved cases are folded away below the open ones
     page.locator(card, has_text="home visit done, negative test").wait_for(timeout=5000)
 
     from streams.memory import get_broker
@@ -187,7 +188,7 @@ def test_the_dashboard_explains_its_map_lists_streets_and_overdue_cases_and_fits
     texts = [legend.nth(i).inner_text() for i in range(5)]
     for text, name in zip(texts, ["高风险", "较高风险", "中风险", "关注", "常态化防控"], strict=True):
         assert name in text
-    assert "每千名居民 ≥ 0.5 例严重度 ≥ 50 的未结案件" in texts[0] and "区内有高风险区" in texts[0]
+    assert "每千名居民 ≥ 0.5 例严重度 ≥ 60 的未结案件" in texts[0] and "区内有高风险区" in texts[0]
     assert "风险区" in legend.nth(5).inner_text()
     first_street = page.locator("#streets details.street").first
     assert "翠苑街道" in first_street.inner_text()
