@@ -15,13 +15,20 @@ __all__ = ["App", "build_app"]
 
 
 class App(faust.App):
-    """faust.App on `streams.kafka.Transport` for `kafka://`: commits that hold across rebalances, a producer that keeps its metadata."""
+    """faust.App on `streams.kafka.Transport` for `kafka://`: commits that hold across rebalances, a producer that
+    keeps its metadata; its data directory is created with its parents."""
 
     def _new_transport(self) -> Any:
         urls = self.conf.broker_consumer
         if urls[0].scheme in ("kafka", "aiokafka"):
             return kafka.Transport(urls, self)
         return super()._new_transport()
+
+    def _create_directories(self) -> None:
+        """Data, app and table directories with their parents: Faust makes only the last level, and a fresh
+        checkout has no `.cache/` until something creates it."""
+        for path in (self.conf.datadir, self.conf.appdir, self.conf.tabledir):
+            path.mkdir(parents=True, exist_ok=True)
 
 
 def _credentials(settings: Settings) -> Any:
