@@ -18,7 +18,7 @@ from typing import Any
 import faust
 import orjson
 
-from pipeline.cases import Case, apply_case_event, escalate, open_case, overdue, update_from_message
+from pipeline.cases import Case, apply_case_event, case_for_message, escalate, overdue
 from pipeline.errors import RejectedEvent
 from pipeline.events import CaseEvent, DeadLetter, PersonEvent, TriageMessage
 from pipeline.ingest import person_event_records
@@ -188,13 +188,13 @@ class Agents:
         if topic == self.topics.cases.get_topic_name():
             message = TriageMessage.model_validate_json(value)
             raw = self.cases.get(key)
-            if raw is not None:
-                case, _ = read_case(raw)
-                return await self._put_case(update_from_message(case, message), message)
-            if message.action == "clear":
+            case = read_case(raw)[0] if raw is not None else None
+            updated = case_for_message(case, message, rt.communities.street_of(message.community))
+            if updated is None or updated == case:
                 return None
-            rt.metrics.cases_opened.labels(action=message.action).inc()
-            return await self._put_case(open_case(message, rt.communities.street_of(message.community)), message)
+            if case is None:
+                rt.metrics.cases_opened.labels(action=message.action).inc()
+            return await self._put_case(updated, message)
         event = CaseEvent.model_validate_json(value)
         raw = self.cases.get(event.case_id.encode())
         if raw is None:
@@ -224,6 +224,7 @@ class Agents:
             self.awaiting[case.case_id] = case
         else:
             self.awaiting.pop(case.case_id, None)
+            self._escalating.discard(case.case_id)
 
     async def escalate_overdue(self) -> None:
         """Send an `escalated` case event for every local case not accepted by its due time."""

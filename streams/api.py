@@ -411,11 +411,12 @@ def community_cases(agents: Agents, code: str, *, full_phone: bool) -> dict[str,
     now = utc_now()
     mine = [(c, m) for c, m in agents.local_cases() if c.community == code]
     rows = queue_rows(mine, now, full_phone=full_phone, action_texts=_action_texts(agents))
+    closing = {c.case_id: {"status": c.status, "closed_reason": c.closed_reason} for c, _ in mine}
     community = agents.runtime.communities.get(code)
     return {
         "community": code, "name": community.name if community else code,
         "street": community.street if community else None, "now": now.isoformat(),
-        "cases": [r.to_json() for r in rows],
+        "cases": [{**r.to_json(), **closing[r.case_id]} for r in rows],
     }
 
 
