@@ -6,7 +6,15 @@ from datetime import timedelta
 
 import pytest
 
-from pipeline.cases import CLEARED_BY_RULES, apply_case_event, case_for_message, escalate, open_case, overdue, update_from_message
+from pipeline.cases import (
+    CLEARED_BY_RULES,
+    apply_case_event,
+    case_for_message,
+    escalate,
+    open_case,
+    overdue,
+    update_from_message,
+)
 from pipeline.errors import CaseError
 from pipeline.events import CaseEvent, TriageMessage
 from tests.pipeline.conftest import t
