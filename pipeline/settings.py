@@ -44,6 +44,7 @@ class Settings(BaseModel):
     regions: Path = Path("config/geo/risk_regions.geojson")
     communities: Path = Path("config/geo/district.geojson")
     checkpoints: Path = Path("config/geo/checkpoints.geojson")
+    accept_unknown_checkpoints: bool = False
     access: Path = Path("config/access.toml")
     data_dir: Path = Path(".cache/epiflow-data")
     kafka_security_protocol: str = "PLAINTEXT"

@@ -7,9 +7,7 @@ cases (open, accept, resolve, escalate), and the control readers for rules and r
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,10 +16,10 @@ from typing import Any
 import faust
 import orjson
 
-from pipeline.cases import Case, apply_case_event, escalate, open_case, overdue, update_from_message
+from pipeline.cases import Case, apply_case_event, case_for_message, escalate, overdue
 from pipeline.errors import RejectedEvent
-from pipeline.events import CaseEvent, DeadLetter, PersonEvent, TriageMessage
-from pipeline.ingest import person_event_records
+from pipeline.events import CaseEvent, PersonEvent, TriageMessage
+from pipeline.ingest import dead_letter, person_event_records
 from pipeline.join import step_many
 from pipeline.state import PersonState, new_state, state_from_bytes, state_to_bytes
 from pipeline.wire import decode_person_event
@@ -38,22 +36,6 @@ REEVALUATE = "epiflow-reevaluate"
 #: Records an agent takes per batch, and the longest a partial batch waits (seconds); the join makes one risk lookup per batch.
 BATCH_MAX = 256
 BATCH_WITHIN = 0.005
-_PAYLOAD_LIMIT = 64 * 1024
-
-
-_ID_LIKE = re.compile(rb"(?<![0-9])([1-9][0-9]{2})[0-9]{11}([0-9]{3}[0-9Xx])(?![0-9A-Za-z])")
-
-
-def _payload_text(value: bytes | None) -> tuple[str, str]:
-    """Dead-letter payload as UTF-8 text when it is, else base64 (cut at 64 KiB either way).
-
-    Anything shaped like a resident ID number is masked first: dead letters are read by operators.
-    """
-    raw = _ID_LIKE.sub(rb"\1***********\2", (value or b"")[:_PAYLOAD_LIMIT])
-    try:
-        return raw.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        return base64.b64encode(raw).decode("ascii"), "base64"
 
 
 def _received_at(message: Any) -> datetime:
@@ -88,11 +70,8 @@ class Agents:
 
     async def dead_letter(self, message: Any, reason: str, detail: str) -> Awaitable[Any]:
         """Send a dead letter; returns its delivery future."""
-        payload, encoding = _payload_text(message.value)
-        letter = DeadLetter(
-            source_topic=message.topic, partition=message.partition, offset=message.offset,
-            reason=reason, detail=detail[:2000], payload=payload, payload_encoding=encoding, at=utc_now(),
-        )
+        letter = dead_letter(message.value, reason, detail, source_topic=message.topic, partition=message.partition,
+                             offset=message.offset, at=utc_now())
         delivery = await self.send(self.topics.dead_letters, message.key, letter.model_dump_json().encode())
         self.counts["dead_lettered"] += 1
         self.runtime.metrics.dead_letters.labels(topic=message.topic, reason=reason).inc()
@@ -188,13 +167,13 @@ class Agents:
         if topic == self.topics.cases.get_topic_name():
             message = TriageMessage.model_validate_json(value)
             raw = self.cases.get(key)
-            if raw is not None:
-                case, _ = read_case(raw)
-                return await self._put_case(update_from_message(case, message), message)
-            if message.action == "clear":
+            case = read_case(raw)[0] if raw is not None else None
+            updated = case_for_message(case, message, rt.communities.street_of(message.community))
+            if updated is None or updated == case:
                 return None
-            rt.metrics.cases_opened.labels(action=message.action).inc()
-            return await self._put_case(open_case(message, rt.communities.street_of(message.community)), message)
+            if case is None:
+                rt.metrics.cases_opened.labels(action=message.action).inc()
+            return await self._put_case(updated, message)
         event = CaseEvent.model_validate_json(value)
         raw = self.cases.get(event.case_id.encode())
         if raw is None:
@@ -224,6 +203,7 @@ class Agents:
             self.awaiting[case.case_id] = case
         else:
             self.awaiting.pop(case.case_id, None)
+            self._escalating.discard(case.case_id)
 
     async def escalate_overdue(self) -> None:
         """Send an `escalated` case event for every local case not accepted by its due time."""

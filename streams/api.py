@@ -86,6 +86,22 @@ def gate_of(agents: Agents) -> AccessGate:
     return gate
 
 
+def require_json(request: Any) -> None:
+    """Input documents come as `application/json` (any charset parameter); anything else is 415."""
+    if request.content_type != "application/json":
+        sent = request.headers.get("Content-Type") or "no Content-Type"
+        raise ApiProblem(415, f"the body was sent as {sent!r}; send the JSON document with 'Content-Type: application/json'")
+
+
+def known_checkpoints(settings: Any) -> frozenset[str] | None:
+    """Ids of the checkpoints in the settings' checkpoint file; None when scans from any checkpoint are taken."""
+    if settings.accept_unknown_checkpoints:
+        return None
+    from geo.load import load_checkpoints
+
+    return frozenset(c.id for c in load_checkpoints(settings.path(settings.checkpoints)))
+
+
 async def read_body(request: Any) -> bytes:
     """The request body, refusing more than BODY_LIMIT by the declared length and by what actually arrives."""
     declared = request.content_length
@@ -204,6 +220,7 @@ def register_api(app: faust.App, agents: Agents) -> None:
     gate = gate_of(agents)
     topics = agents.topics
     rt = agents.runtime
+    checkpoints = known_checkpoints(rt.settings)
 
     def guarded(handler: Any) -> Any:
         async def run(view: View, request: Request, **kwargs: Any) -> Response:
@@ -222,6 +239,10 @@ def register_api(app: faust.App, agents: Agents) -> None:
         async def post(self, request: Request, checkpoint_id: str) -> Response:
             gate.require(request, "checkpoint", checkpoint_id)
             require_ready(agents)
+            if checkpoints is not None and checkpoint_id not in checkpoints:
+                raise ApiProblem(404, f"no checkpoint {checkpoint_id!r} in {rt.settings.checkpoints}; add it there, "
+                                      "or set accept_unknown_checkpoints = true to take scans from any checkpoint")
+            require_json(request)
             body = await read_body(request)
             scan, people = validated(body, agents, CheckpointScan)
             if scan.checkpoint_id != checkpoint_id:
@@ -284,6 +305,7 @@ def register_api(app: faust.App, agents: Agents) -> None:
         async def post(self, request: Request) -> Response:
             gate.require(request, "admin")
             require_ready(agents)
+            require_json(request)
             body = await read_body(request)
             declaration, _ = validated(body, agents, Declaration)
             await topics.inputs["declarations"].send(key=declaration.event_id.encode(), value=body)
@@ -295,6 +317,7 @@ def register_api(app: faust.App, agents: Agents) -> None:
         async def post(self, request: Request) -> Response:
             grant = gate.require(request, "lab")
             require_ready(agents)
+            require_json(request)
             body = await read_body(request)
             result, _ = validated(body, agents, NatResult)
             if grant.role == "lab" and result.lab_id != grant.subject:
@@ -430,11 +453,12 @@ def community_cases(agents: Agents, code: str, *, full_phone: bool) -> dict[str,
     now = utc_now()
     mine = [(c, m) for c, m in agents.local_cases() if c.community == code]
     rows = queue_rows(mine, now, full_phone=full_phone, action_texts=_action_texts(agents))
+    closing = {c.case_id: {"status": c.status, "closed_reason": c.closed_reason} for c, _ in mine}
     community = agents.runtime.communities.get(code)
     return {
         "community": code, "name": community.name if community else code,
         "street": community.street if community else None, "now": now.isoformat(),
-        "cases": [r.to_json() for r in rows],
+        "cases": [{**r.to_json(), **closing[r.case_id]} for r in rows],
     }
 
 
