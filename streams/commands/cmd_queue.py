@@ -10,7 +10,8 @@ import typer
 
 from pipeline.events import CaseEvent
 from pipeline.settings import load_settings
-from streams.publish import kafka_client_options, send_records
+from streams.kafka_options import kafka_client_options
+from streams.publish import send_records
 from streams.topics import triage_topic_name
 
 _app = typer.Typer(help="A community's queue: follow it, accept and resolve cases.", no_args_is_help=True)
@@ -40,7 +41,7 @@ def tail(
     settings = load_settings(broker=broker)
     topic = triage_topic_name(settings.topic_prefix, code)
     consumer = KafkaConsumer(topic, group_id=None, enable_auto_commit=False,
-                             auto_offset_reset="earliest" if from_beginning else "latest", **kafka_client_options(settings))
+                             auto_offset_reset="earliest" if from_beginning else "latest", **kafka_client_options(settings, "kafka-python"))
     seen = 0
     try:
         for record in consumer:

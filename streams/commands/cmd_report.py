@@ -13,7 +13,7 @@ from rich.progress import Progress
 
 from pipeline.reports import daily_reports, reports_html
 from pipeline.settings import Settings, load_settings
-from streams.publish import kafka_client_options
+from streams.kafka_options import kafka_client_options
 from streams.runtime import Runtime
 from streams.topics import INPUT_KINDS
 
@@ -22,7 +22,7 @@ def _records(settings: Settings, topic: str) -> Iterator[Any]:
     """Every record of `topic` from the start to the end offsets seen when reading began (no consumer group)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(enable_auto_commit=False, group_id=None, **kafka_client_options(settings))
+    consumer = KafkaConsumer(enable_auto_commit=False, group_id=None, **kafka_client_options(settings, "kafka-python"))
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not partitions:
@@ -62,7 +62,7 @@ def _report(
     settings = load_settings(broker=broker)
     from kafka import KafkaConsumer
 
-    probe = KafkaConsumer(group_id=None, **kafka_client_options(settings))
+    probe = KafkaConsumer(group_id=None, **kafka_client_options(settings, "kafka-python"))
     try:
         triage_topics = sorted(t for t in probe.topics() if t.startswith(f"{settings.topic_prefix}.triage."))
     finally:
