@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import ssl
 from typing import Any
 
 import faust
-from faust.auth import SASLCredentials, SSLCredentials
 
 from pipeline.settings import Settings
 from streams import kafka
+from streams.kafka_options import kafka_client_options
 
 __all__ = ["App", "build_app"]
 
@@ -31,26 +30,9 @@ class App(faust.App):
             path.mkdir(parents=True, exist_ok=True)
 
 
-def _credentials(settings: Settings) -> Any:
-    """Kafka SASL/SSL settings for Faust's aiokafka driver (kafka-python tools read the same settings)."""
-    protocol = settings.kafka_security_protocol.upper()
-    if protocol == "PLAINTEXT":
-        return None
-    context = ssl.create_default_context(cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None)
-    if protocol == "SSL":
-        return SSLCredentials(context)
-    return SASLCredentials(
-        username=settings.kafka_sasl_username,
-        password=settings.kafka_sasl_password,
-        mechanism=settings.kafka_sasl_mechanism or "PLAIN",
-        ssl_context=context if protocol == "SASL_SSL" else None,
-    )
-
-
 def build_app(settings: Settings, *, app_id: str | None = None, web_enabled: bool = True, **overrides: Any) -> faust.App:
     """One Faust app for `settings`; `app_id` defaults to `<topic prefix>-worker` (the consumer group)."""
     options: dict[str, Any] = dict(
-        broker=settings.broker,
         store=settings.store,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication,
@@ -70,7 +52,7 @@ def build_app(settings: Settings, *, app_id: str | None = None, web_enabled: boo
         datadir=str(settings.path(settings.data_dir)),
         logging_config=None,
         loghandlers=[],
-        broker_credentials=_credentials(settings),
+        **kafka_client_options(settings, "faust"),
     )
     options.update(overrides)
     return App(app_id or f"{settings.topic_prefix}-worker", **options)

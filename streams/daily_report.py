@@ -60,9 +60,9 @@ def _kafka_records(settings: Settings, topic: str) -> Iterator[Any]:
     """Every record of `topic` from the start to the end offsets seen when reading began (no consumer group)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    from streams.publish import kafka_client_options
+    from streams.kafka_options import kafka_client_options
 
-    consumer = KafkaConsumer(enable_auto_commit=False, group_id=None, **kafka_client_options(settings))
+    consumer = KafkaConsumer(enable_auto_commit=False, group_id=None, **kafka_client_options(settings, "kafka-python"))
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not partitions:
@@ -84,9 +84,9 @@ def _kafka_records(settings: Settings, topic: str) -> Iterator[Any]:
 def _kafka_topics(settings: Settings) -> list[str]:
     from kafka import KafkaConsumer
 
-    from streams.publish import kafka_client_options
+    from streams.kafka_options import kafka_client_options
 
-    probe = KafkaConsumer(group_id=None, **kafka_client_options(settings))
+    probe = KafkaConsumer(group_id=None, **kafka_client_options(settings, "kafka-python"))
     try:
         return sorted(probe.topics())
     finally:

@@ -24,6 +24,7 @@ import orjson
 
 from pipeline.access import AccessList, access_file_text, new_token
 from tests.streams.api_helpers import free_port, scan
+from tools.kafka_clients import client_options
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -103,7 +104,7 @@ def _delete_topics(bootstrap: str, prefix: str) -> None:
     """Remove the run's topics (about 200 queue topics) so runs do not pile up on a shared broker."""
     from kafka import KafkaAdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(**client_options(bootstrap, "kafka-python"))
     try:
         ours = [t for t in admin.list_topics() if t.startswith(prefix) or t.startswith(prefix[:-1] + "-worker")]
         if ours:

@@ -17,7 +17,8 @@ from pipeline.cases import Case
 from pipeline.errors import SettingsError
 from pipeline.events import CaseEvent
 from pipeline.settings import Settings, load_settings
-from streams.publish import kafka_client_options, send_records
+from streams.kafka_options import kafka_client_options
+from streams.publish import send_records
 from streams.topics import triage_topic_name
 
 #: How long a case look-up may read the cases changelog before giving up.
@@ -50,7 +51,7 @@ def tail(
     settings = _kafka_settings(broker, "queue tail", f"open /communities/{code} on the worker's web server")
     topic = triage_topic_name(settings.topic_prefix, code)
     consumer = KafkaConsumer(topic, group_id=None, enable_auto_commit=False,
-                             auto_offset_reset="earliest" if from_beginning else "latest", **kafka_client_options(settings))
+                             auto_offset_reset="earliest" if from_beginning else "latest", **kafka_client_options(settings, "kafka-python"))
     seen = 0
     try:
         for record in consumer:
@@ -88,7 +89,7 @@ def find_case(settings: Settings, case_id: str, timeout_s: float = LOOKUP_SECOND
     topic = cases_changelog(settings)
     key = case_id.encode()
     consumer = KafkaConsumer(enable_auto_commit=False, group_id=None, allow_auto_create_topics=False,
-                             **kafka_client_options(settings))
+                             **kafka_client_options(settings, "kafka-python"))
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:
