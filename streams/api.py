@@ -240,8 +240,8 @@ def register_api(app: faust.App, agents: Agents) -> None:
             gate.require(request, "checkpoint", checkpoint_id)
             require_ready(agents)
             if checkpoints is not None and checkpoint_id not in checkpoints:
-                raise ApiProblem(404, f"no checkpoint {checkpoint_id!r} in {rt.settings.checkpoints}; add it there, "
-                                      "or set accept_unknown_checkpoints = true to take scans from any checkpoint")
+                raise ApiProblem(404, f"no checkpoint {checkpoint_id!r} is registered (settings `checkpoints`); add it to "
+                                      "that file, or set accept_unknown_checkpoints = true to take scans from any checkpoint")
             require_json(request)
             body = await read_body(request)
             scan, people = validated(body, agents, CheckpointScan)

@@ -116,3 +116,15 @@ def test_evaluate_dead_letters_mask_id_numbers_as_the_worker_does(tmp_path):
     letters = [orjson.loads(line) for line in written.splitlines()]
     assert [(d["payload"], d["payload_encoding"]) for d in letters] == [dead_letter_payload(r) for r in records]
     assert letters[2]["payload_encoding"] == "base64"
+
+
+def test_backtest_without_regions_names_the_file_it_used(sim):
+    rules = str(REPO_ROOT / "config/rules.yaml")
+    args = ["rules", "backtest", "--events", str(sim / "events.jsonl"), "--old", rules, "--new", rules, "--at", AT]
+    result = CliRunner().invoke(root, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    default = str(REPO_ROOT / "config" / "geo" / "risk_regions.geojson")
+    assert f"risk regions from {default} (settings `regions`); pass --regions" in result.stderr
+    assert orjson.loads(result.stdout)["regions"] == default
+    chosen = CliRunner().invoke(root, [*args, "--regions", str(sim / "risk_regions.geojson")])
+    assert f"risk regions: {sim / 'risk_regions.geojson'}" in chosen.stdout and not chosen.stderr
