@@ -47,6 +47,7 @@ _WORDS: dict[str, tuple[str, str]] = {
     "none": ("当日无记录。", "No records for this day."),
     "switch": ("English", "中文"),
     "zone": ("显示时区", "Display time zone"),
+    "back": ("返回指挥中心", "back to the command centre"),
 }
 _SEGMENTS = (("accepted_in_time", "#2e9e4f"), ("accepted_late", "#f5d33c"), ("waiting", "#3b7dd8"), ("overdue", "#d7191c"))
 _SEGMENT_WORDS = {"accepted_in_time": ("按时接收", "accepted in time"), "accepted_late": ("超时接收", "accepted late"),
@@ -71,7 +72,7 @@ def bar_chart_svg(labels: Sequence[str], stacks: Sequence[Sequence[float]], colo
     """Horizontal stacked bars, one per label (SVG, no script); `stacks[i]` are the segments of bar i."""
     if len(labels) != len(stacks):
         raise ValueError(f"{len(labels)} labels but {len(stacks)} bars; expected one bar per label")
-    label_w, pad = 120, 6
+    label_w, pad = min(320, max(80, 13 * max((len(x) for x in labels), default=0) + 12)), 6
     height = max(1, len(labels)) * (bar + pad) + pad
     top = max((sum(s) for s in stacks), default=0) or 1
     span = width - label_w - 60
@@ -91,7 +92,7 @@ def bar_chart_svg(labels: Sequence[str], stacks: Sequence[Sequence[float]], colo
     return "".join(out)
 
 
-def _column_chart(values: Sequence[int], title: str, width: int = 640, height: int = 160) -> str:
+def _column_chart(values: Sequence[int], title: str, width: int = 640, height: int = 120) -> str:
     top = max(values, default=0) or 1
     step = (width - 40) / max(1, len(values))
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {height + 20}" role="img" '
@@ -126,6 +127,7 @@ def reports_html(
     lang: Lang = "zh",
     action_names: dict[str, str] | None = None,
     switch_href: str = "",
+    back_href: str = "",
 ) -> str:
     """One self-contained page: totals, street subtotals with a chart, cases per hour, per-community details."""
     names = action_names or {}
@@ -147,7 +149,8 @@ def reports_html(
         + (f" · {_w('as_of', lang)}: {escape(reports.as_of.astimezone(reports.zone).isoformat(timespec='seconds'))}"
            if reports.as_of is not None and reports.zone is not None else "")
         + (f" · {_w('zone', lang)}: {escape(zone_label)}" if zone_label else "")
-        + (f" · <a href='{escape(switch_href)}'>{_w('switch', lang)}</a>" if switch_href else "") + "</p>",
+        + (f" · <a href='{escape(switch_href)}'>{_w('switch', lang)}</a>" if switch_href else "")
+        + (f" · <a id='back' href='{escape(back_href)}'>{_w('back', lang)}</a>" if back_href else "") + "</p>",
         f"<h2>{_w('totals', lang)}</h2><div class='tiles' id='totals'>",
     ]
     for key, value in (("cases", _num(t.get("cases"))), ("open", _num(t.get("open"))),

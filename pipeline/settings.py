@@ -50,6 +50,7 @@ class Settings(BaseModel):
     checkpoints: Path = Path("config/geo/checkpoints.geojson")
     accept_unknown_checkpoints: bool = False
     access: Path = Path("config/access.toml")
+    map_levels: Path = Path("config/map_levels.yaml")
     data_dir: Path = Path(".cache/epiflow-data")
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None

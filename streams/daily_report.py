@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Literal
@@ -29,6 +30,10 @@ from streams.api import gate_of, problem
 from streams.topics import INPUT_KINDS
 
 __all__ = ["ReportInputs", "build_report", "quiet_kafka_logs", "read_report_inputs", "register_report_views"]
+
+
+#: How long reading the topics of a Kafka broker may take before the report gives up.
+READ_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -56,41 +61,41 @@ def _json(value: bytes | None) -> dict[str, Any] | None:
     return document if isinstance(document, dict) else None
 
 
-def _kafka_records(settings: Settings, topic: str) -> Iterator[Any]:
-    """Every record of `topic` from the start to the end offsets seen when reading began (no consumer group)."""
+def _kafka_records(settings: Settings, wanted: Callable[[str], bool]) -> dict[str, list[Any]]:
+    """Every record of the topics `wanted` accepts, from the start to the end offsets seen when reading began:
+    one consumer for all of them, outside any consumer group."""
     from kafka import KafkaConsumer, TopicPartition
 
     from streams.kafka_options import kafka_client_options
 
     consumer = KafkaConsumer(enable_auto_commit=False, group_id=None, **kafka_client_options(settings, "kafka-python"))
+    out: dict[str, list[Any]] = {}
     try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        topics = sorted(t for t in consumer.topics() if wanted(t))
+        partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
         if not partitions:
-            return
+            return out
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         ends = consumer.end_offsets(partitions)
         left = {tp for tp in partitions if ends[tp] > 0}
+        deadline = time.monotonic() + READ_TIMEOUT_S
         while left:
-            for tp, batch in consumer.poll(timeout_ms=1000, max_records=5000).items():
-                for record in batch:
-                    yield record
-                    if record.offset + 1 >= ends[tp]:
-                        left.discard(tp)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(left)} partitions not read to their end within {READ_TIMEOUT_S:.0f} s")
+            for tp, batch in consumer.poll(timeout_ms=1000, max_records=20000).items():
+                out.setdefault(tp.topic, []).extend(r for r in batch if r.offset < ends[tp])
+            left = {tp for tp in left if consumer.position(tp) < ends[tp]}
     finally:
         consumer.close()
+    for records in out.values():
+        records.sort(key=lambda r: (r.partition, r.offset))
+    return out
 
 
-def _kafka_topics(settings: Settings) -> list[str]:
-    from kafka import KafkaConsumer
-
-    from streams.kafka_options import kafka_client_options
-
-    probe = KafkaConsumer(group_id=None, **kafka_client_options(settings, "kafka-python"))
-    try:
-        return sorted(probe.topics())
-    finally:
-        probe.close()
+def _reported(settings: Settings, topic: str) -> bool:
+    fixed = {settings.topic(n) for n in ("case-events", "dead-letters", "rules", *INPUT_KINDS)}
+    return topic in fixed or topic.startswith(f"{settings.topic_prefix}.triage.")
 
 
 def read_report_inputs(settings: Settings) -> ReportInputs:
@@ -105,10 +110,12 @@ def read_report_inputs(settings: Settings) -> ReportInputs:
             return broker.all_records(topic) if topic in names else []
     else:
         quiet_kafka_logs()
-        names = _kafka_topics(settings)
+        prefix = f"{settings.topic_prefix}."
+        read = _kafka_records(settings, lambda t: t.startswith(prefix) and _reported(settings, t))
+        names = sorted(read)
 
         def records(topic: str) -> list[Any]:
-            return list(_kafka_records(settings, topic)) if topic in names else []
+            return read.get(topic, [])
 
     out = ReportInputs()
     prefix = f"{settings.topic_prefix}.triage."
@@ -146,6 +153,7 @@ def build_report(
     lang: Literal["zh", "en"] = "zh",
     action_names: dict[str, str] | None = None,
     switch_href: str = "",
+    back_href: str = "",
 ) -> tuple[DailyReports, str]:
     """The day's report and its HTML page (times in the display zone)."""
     zone = settings.zone
@@ -156,7 +164,7 @@ def build_report(
     )
     page = reports_html(reports, generated_at=now.astimezone(zone), rules_version=inputs.rules_version,
                         zone_label=zone_label(zone, now, lang), lang=lang, action_names=action_names,
-                        switch_href=switch_href)
+                        switch_href=switch_href, back_href=back_href)
     return reports, page
 
 
@@ -188,7 +196,8 @@ def register_report_views(app: Any, agents: Any) -> None:
                 n: (a.text_zh if lang == "zh" else a.text_en) for n, a in rt.rules.actions.items()}
             other = "zh" if lang == "en" else "en"
             reports, page = build_report(rt.settings, inputs, day, rt.communities, now=now, lang=lang,
-                                         action_names=names, switch_href=f"/reports/daily?date={day.isoformat()}&lang={other}")
+                                         action_names=names, switch_href=f"/reports/daily?date={day.isoformat()}&lang={other}",
+                                         back_href="/dashboard")
             if request.query.get("format") == "json":
                 body = {**reports.figures(), "rules_version": inputs.rules_version,
                         "generated_at": now.astimezone(rt.settings.zone).isoformat()}

@@ -131,14 +131,15 @@ def write_access(path: Path) -> dict[str, str]:
 
 
 def start_worker(access_path: Path | None, **overrides: Any) -> RunningWorker:
-    """Start a memory:// worker with its web server on a free port, in a background thread (`overrides`: settings)."""
+    """Start a worker (memory:// unless `overrides` name a broker) with its web server on a free port,
+    in a background thread."""
     from pipeline.settings import load_settings
     from streams.worker import create_worker
 
     tokens = write_access(access_path) if access_path is not None else {}
     port = free_port()
-    settings = load_settings(broker=f"memory://api-{uuid.uuid4().hex[:10]}", partitions=2, web_port=port,
-                             access=str(access_path or Path("/nonexistent/access.toml")), **overrides)
+    options = {"broker": f"memory://api-{uuid.uuid4().hex[:10]}", "partitions": 2, **overrides}
+    settings = load_settings(web_port=port, access=str(access_path or Path("/nonexistent/access.toml")), **options)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()

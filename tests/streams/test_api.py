@@ -385,7 +385,7 @@ def test_login_sets_an_httponly_strict_cookie_and_a_bad_token_is_refused(api: Ru
     conn.request("POST", "/login", body="token=wrong", headers={"Content-Type": "application/x-www-form-urlencoded"})
     response = conn.getresponse()
     assert response.status == 401
-    assert "not valid" in response.read().decode()
+    assert "令牌无效" in response.read().decode()
     conn.close()
 
 
