@@ -38,7 +38,7 @@ def tail(
     """Follow `epiflow.triage.<CODE>`, one line per message."""
     from kafka import KafkaConsumer
 
-    settings = load_settings(broker=broker)
+    settings = load_settings(broker=broker, insecure_demo_secret=True)  # a reader never needs the HMAC secret
     topic = triage_topic_name(settings.topic_prefix, code)
     consumer = KafkaConsumer(topic, group_id=None, enable_auto_commit=False,
                              auto_offset_reset="earliest" if from_beginning else "latest", **kafka_client_options(settings, "kafka-python"))

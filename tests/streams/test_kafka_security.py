@@ -132,7 +132,7 @@ def test_community_reads_its_own_queue_and_nothing_else(secure_kafka: SecureKafk
     assert _read_assigned(options, topics["triage.c1"], group="community-c1-desk")
     for forbidden in (topics["triage.c2"], topics["person-events"]):
         with pytest.raises(TopicAuthorizationFailedError):
-            _read_assigned(options, forbidden)
+            _read_assigned(options, forbidden, group="community-c1-desk")
     with pytest.raises(GroupAuthorizationFailedError):
         consumer = KafkaConsumer(topics["triage.c1"], **options, group_id="desk-of-c2", auto_offset_reset="earliest",
                                  consumer_timeout_ms=5000)
