@@ -142,15 +142,18 @@ def test_community_reads_its_own_queue_and_nothing_else(secure_kafka: SecureKafk
 def test_worker_with_its_grant_processes_simulated_inputs_end_to_end(
     secure_kafka: SecureKafka, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    secret = f"secured-deployment-{uuid.uuid4().hex}"
+    monkeypatch.setenv("EPIFLOW_SECRET", secret)  # the offline evaluation keys people as the worker does
     for key, value in secure_kafka.admin_env.items():  # the drill helpers read the results as the super-user
-        monkeypatch.setenv(key, value)
+        if key.startswith("EPIFLOW_KAFKA_"):
+            monkeypatch.setenv(key, value)
     deployment = new_deployment(secure_kafka.bootstrap, tmp_path, people=1500, partitions=2)
     env = {**deployment.env, **{k: v for k, v in secure_kafka.admin_env.items() if k != "EPIFLOW_BROKER"}}
     worker_user, worker_password = _grant(secure_kafka, env, "--worker", "w1")
     checkpoint_user, checkpoint_password = _grant(secure_kafka, env, "--checkpoint", "cp-01")
 
     worker_env = {**env, "EPIFLOW_KAFKA_SASL_USERNAME": worker_user, "EPIFLOW_KAFKA_SASL_PASSWORD": worker_password,
-                  "EPIFLOW_SECRET": f"secured-deployment-{uuid.uuid4().hex}", "EPIFLOW_INSECURE_DEMO_SECRET": "false",
+                  "EPIFLOW_SECRET": secret, "EPIFLOW_INSECURE_DEMO_SECRET": "false",
                   "EPIFLOW_DATA_DIR": str(tmp_path / "worker-data")}
     worker = start_worker(worker_env, _free_port(), log_dir=tmp_path / "logs", name="secured")
     deployment.workers.append(worker)
