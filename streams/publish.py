@@ -13,18 +13,26 @@ __all__ = ["latest_records", "produce_lines", "send_records"]
 
 
 def send_records(settings: Settings, topic: str, records: Iterable[tuple[bytes | None, bytes | None]]) -> int:
-    """Send (key, value) pairs and wait until the broker has them all; returns the count."""
+    """Send (key, value) pairs and wait until the broker has them all; returns the count.
+
+    Raises `kafka.errors.KafkaError` naming how many were not delivered and why (e.g. the principal
+    may not write to `topic`), instead of counting records the broker never took.
+    """
     from kafka import KafkaProducer
+    from kafka.errors import KafkaError
 
     producer = KafkaProducer(linger_ms=5, acks="all", **kafka_client_options(settings, "kafka-python"))
     count = 0
+    failures: list[BaseException] = []
     try:
         for key, value in records:
-            producer.send(topic, key=key, value=value)
+            producer.send(topic, key=key, value=value).add_errback(failures.append)
             count += 1
         producer.flush(timeout=60)
     finally:
         producer.close(timeout=10)
+    if failures:
+        raise KafkaError(f"{len(failures)} of {count} record(s) to {topic} not delivered; first: {failures[0]!r}")
     return count
 
 

@@ -210,9 +210,11 @@ def broker_settings() -> BrokerSettings:
 
 
 def secure_broker_settings() -> BrokerSettings:
-    """The secured broker: ``<kafka cache>/secure``, ports ``EPIFLOW_KAFKA_SECURE_PORT`` (19094) and
-    ``EPIFLOW_KAFKA_SECURE_CONTROLLER_PORT`` (19095); it shares the plaintext broker's jars."""
+    """The secured broker: ``EPIFLOW_KAFKA_SECURE_CACHE`` (default ``<kafka cache>/secure``), ports
+    ``EPIFLOW_KAFKA_SECURE_PORT`` (19094) and ``EPIFLOW_KAFKA_SECURE_CONTROLLER_PORT`` (19095).
+    It is a broker of its own, beside the plaintext one, and links to the plaintext broker's jars."""
     plain = broker_settings()
+    cache = Path(os.environ.get("EPIFLOW_KAFKA_SECURE_CACHE") or plain.cache_dir / "secure").resolve()
     port = _env_port("EPIFLOW_KAFKA_SECURE_PORT", DEFAULT_SECURE_PORT)
     controller_port = _env_port("EPIFLOW_KAFKA_SECURE_CONTROLLER_PORT", DEFAULT_SECURE_CONTROLLER_PORT)
     if port == controller_port or {port, controller_port} & {plain.port, plain.controller_port}:
@@ -220,7 +222,7 @@ def secure_broker_settings() -> BrokerSettings:
             f"secured broker ports {port}/{controller_port} collide with each other or with the plaintext broker's "
             f"{plain.port}/{plain.controller_port}; set EPIFLOW_KAFKA_SECURE_PORT / EPIFLOW_KAFKA_SECURE_CONTROLLER_PORT"
         )
-    return BrokerSettings(cache_dir=plain.cache_dir / "secure", port=port, controller_port=controller_port, secure=True)
+    return BrokerSettings(cache_dir=cache, port=port, controller_port=controller_port, secure=True)
 
 
 def kafka_version() -> str:

@@ -18,11 +18,18 @@ def _fail(message: str) -> None:
     raise typer.Exit(1)
 
 
+def _kafka_failure(exc: Exception) -> None:
+    """A broker that cannot be reached, refused the credentials or the ACLs: one line naming the error."""
+    _fail(f"Kafka refused or did not answer: {type(exc).__name__}: {exc}")
+
+
 def _publish_rules(
     file: Path = typer.Argument(None, help="rules document (default: settings `rules`)"),
     broker: str = typer.Option(None, help="kafka://host:port"),
 ) -> None:
     """Validate a rules document, then publish it as the active rules on the compacted rules topic."""
+    from kafka.errors import KafkaError
+
     from pipeline.rules import parse_rules
     from streams.publish import send_records
 
@@ -34,6 +41,8 @@ def _publish_rules(
         send_records(settings, settings.topic("rules"), [(b"active", text.encode("utf-8"))])
     except (PipelineError, OSError) as exc:
         _fail(str(exc))
+    except KafkaError as exc:
+        _kafka_failure(exc)
     typer.echo(f"published rules version {rules.version} to {settings.topic('rules')}")
 
 
@@ -43,6 +52,8 @@ def _publish_regions(
     broker: str = typer.Option(None, help="kafka://host:port"),
 ) -> None:
     """Validate and upsert risk regions (keyed by id), or lift regions by id."""
+    from kafka.errors import KafkaError
+
     from geo.errors import GeoError
     from geo.load import load_regions, region_from_feature, region_to_feature
     from streams.publish import latest_records, send_records
@@ -67,6 +78,8 @@ def _publish_regions(
         count = send_records(settings, topic, records)
     except (PipelineError, GeoError, OSError) as exc:
         _fail(str(exc))
+    except KafkaError as exc:
+        _kafka_failure(exc)
     typer.echo(f"published {count} region record(s) to {topic}")
 
 
@@ -78,6 +91,8 @@ def _produce(
     out: Path | None = typer.Option(None, "--out", help="write the records here ('-': stdout) instead of sending them"),
 ) -> None:
     """Push recorded or simulated events, one line per record (ingest validates and dead-letters)."""
+    from kafka.errors import KafkaError
+
     from pipeline.replay import read_records, redate
     from streams.publish import produce_lines, send_records
 
@@ -104,6 +119,8 @@ def _produce(
             count = send_records(settings, settings.topic(topic), [(None, r) for r in records])
     except (PipelineError, OSError) as exc:
         _fail(str(exc))
+    except KafkaError as exc:
+        _kafka_failure(exc)
     typer.echo(f"produced {count} record(s) to {settings.topic(topic)}")
 
 
