@@ -38,7 +38,7 @@ from streams.access import AccessGate, Denied
 from streams.agents import Agents, read_case
 from streams.runtime import utc_now
 
-__all__ = ["BODY_LIMIT", "DECISION_TIMEOUT", "ApiProblem", "gate_of", "problem", "register_api"]
+__all__ = ["BODY_LIMIT", "DECISION_TIMEOUT", "RETRY_AFTER_S", "ApiProblem", "gate_of", "problem", "register_api", "require_ready"]
 
 log = logging.getLogger(__name__)
 
@@ -46,23 +46,38 @@ log = logging.getLogger(__name__)
 BODY_LIMIT = 1024 * 1024
 #: How long a scan reply waits for the decision before answering 504.
 DECISION_TIMEOUT = 5.0
+#: Seconds a client is told to wait (`Retry-After`) while the worker is still starting.
+RETRY_AFTER_S = 2
 _BAD_JSON = ("invalid_json", "not_an_object")
 
 
 class ApiProblem(Exception):
     """A request that cannot be served: HTTP status, a sentence, and per-field problems."""
 
-    def __init__(self, status: int, problem: str, fields: list[dict[str, str]] | None = None) -> None:
+    def __init__(self, status: int, problem: str, fields: list[dict[str, str]] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(problem)
-        self.status, self.problem, self.fields = status, problem, fields or []
+        self.status, self.problem, self.fields, self.headers = status, problem, fields or [], headers or {}
 
 
-def problem(status: int, text: str, fields: list[dict[str, str]] | None = None) -> aioweb.Response:
+def problem(status: int, text: str, fields: list[dict[str, str]] | None = None,
+            headers: dict[str, str] | None = None) -> aioweb.Response:
     """The JSON body of every 4xx/5xx: `{"status", "problem", "fields": [{"field", "problem"}]}`."""
     return aioweb.Response(
         body=orjson.dumps({"status": status, "problem": text, "fields": fields or []}),
-        status=status, content_type="application/json",
+        status=status, content_type="application/json", headers=headers,
     )
+
+
+def require_ready(agents: Agents) -> None:
+    """Refuse an input (503 + Retry-After) until the worker's topics exist and its rules are active.
+
+    The web server answers before Faust declares the topics; an input sent then would reach no rules,
+    or, where the broker creates topics on first use, create its topic with the wrong partition count.
+    `control_ready` is set by tasks that run only after the topics were declared and recovered."""
+    if not agents.control_ready.is_set():
+        raise ApiProblem(503, "this worker is still starting (topics, rules, regions); retry in a moment",
+                         headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 def ok(value: Any, status: int = 200) -> aioweb.Response:
@@ -77,6 +92,22 @@ def gate_of(agents: Agents) -> AccessGate:
         gate.refresh(force=True)
         agents._access_gate = gate  # type: ignore[attr-defined]
     return gate
+
+
+def require_json(request: Any) -> None:
+    """Input documents come as `application/json` (any charset parameter); anything else is 415."""
+    if request.content_type != "application/json":
+        sent = request.headers.get("Content-Type") or "no Content-Type"
+        raise ApiProblem(415, f"the body was sent as {sent!r}; send the JSON document with 'Content-Type: application/json'")
+
+
+def known_checkpoints(settings: Any) -> frozenset[str] | None:
+    """Ids of the checkpoints in the settings' checkpoint file; None when scans from any checkpoint are taken."""
+    if settings.accept_unknown_checkpoints:
+        return None
+    from geo.load import load_checkpoints
+
+    return frozenset(c.id for c in load_checkpoints(settings.path(settings.checkpoints)))
 
 
 async def read_body(request: Any) -> bytes:
@@ -197,6 +228,7 @@ def register_api(app: faust.App, agents: Agents) -> None:
     gate = gate_of(agents)
     topics = agents.topics
     rt = agents.runtime
+    checkpoints = known_checkpoints(rt.settings)
 
     def guarded(handler: Any) -> Any:
         async def run(view: View, request: Request, **kwargs: Any) -> Response:
@@ -205,7 +237,7 @@ def register_api(app: faust.App, agents: Agents) -> None:
             except Denied as exc:
                 return problem(exc.status, exc.problem)
             except ApiProblem as exc:
-                return problem(exc.status, exc.problem, exc.fields)
+                return problem(exc.status, exc.problem, exc.fields, exc.headers)
         run.__name__ = handler.__name__
         return run
 
@@ -214,6 +246,11 @@ def register_api(app: faust.App, agents: Agents) -> None:
         @guarded
         async def post(self, request: Request, checkpoint_id: str) -> Response:
             gate.require(request, "checkpoint", checkpoint_id)
+            require_ready(agents)
+            if checkpoints is not None and checkpoint_id not in checkpoints:
+                raise ApiProblem(404, f"no checkpoint {checkpoint_id!r} is registered (settings `checkpoints`); add it to "
+                                      "that file, or set accept_unknown_checkpoints = true to take scans from any checkpoint")
+            require_json(request)
             body = await read_body(request)
             scan, people = validated(body, agents, CheckpointScan)
             if scan.checkpoint_id != checkpoint_id:
@@ -275,6 +312,8 @@ def register_api(app: faust.App, agents: Agents) -> None:
         @guarded
         async def post(self, request: Request) -> Response:
             gate.require(request, "admin")
+            require_ready(agents)
+            require_json(request)
             body = await read_body(request)
             declaration, _ = validated(body, agents, Declaration)
             await topics.inputs["declarations"].send(key=declaration.event_id.encode(), value=body)
@@ -285,6 +324,8 @@ def register_api(app: faust.App, agents: Agents) -> None:
         @guarded
         async def post(self, request: Request) -> Response:
             grant = gate.require(request, "lab")
+            require_ready(agents)
+            require_json(request)
             body = await read_body(request)
             result, _ = validated(body, agents, NatResult)
             if grant.role == "lab" and result.lab_id != grant.subject:
@@ -324,6 +365,7 @@ def register_api(app: faust.App, agents: Agents) -> None:
         async def post(self, request: Request, case_id: str, step: str) -> Response:
             if step not in ("accept", "resolve"):
                 raise ApiProblem(404, f"unknown case step {step!r}; use accept or resolve")
+            require_ready(agents)
             raw = agents.cases.get(case_id.encode())
             if raw is None:
                 gate.require(request, "admin")
@@ -462,12 +504,13 @@ def community_cases(agents: Agents, code: str, *, full_phone: bool) -> dict[str,
     mine = [(c, m) for c, m in agents.local_cases() if c.community == code]
     rows = queue_rows(mine, now, full_phone=full_phone, action_texts=_action_texts(agents, "zh"),
                       action_texts_en=_action_texts(agents, "en"), zone=zone)
+    closing = {c.case_id: {"status": c.status, "closed_reason": c.closed_reason} for c, _ in mine}
     community = rt.communities.get(code)
     return {
         "community": code, "name": community.name if community else UNASSIGNED.get(code, code),
         "street": community.street if community else None, "now": now.astimezone(zone).isoformat(),
         "zone": zone.key, "recovering": recovering(agents),
-        "cases": [r.to_json() for r in rows],
+        "cases": [{**r.to_json(), **closing[r.case_id]} for r in rows],
     }
 
 

@@ -66,9 +66,9 @@ def _kafka_records(settings: Settings, wanted: Callable[[str], bool]) -> dict[st
     one consumer for all of them, outside any consumer group."""
     from kafka import KafkaConsumer, TopicPartition
 
-    from streams.publish import kafka_client_options
+    from streams.kafka_options import kafka_client_options
 
-    consumer = KafkaConsumer(enable_auto_commit=False, group_id=None, **kafka_client_options(settings))
+    consumer = KafkaConsumer(enable_auto_commit=False, group_id=None, **kafka_client_options(settings, "kafka-python"))
     out: dict[str, list[Any]] = {}
     try:
         topics = sorted(t for t in consumer.topics() if wanted(t))

@@ -34,6 +34,7 @@ from typing import Any
 
 import orjson
 
+from tools.kafka_clients import client_options
 from tools.workers import WorkerProcess, start_worker
 
 __all__ = [
@@ -141,7 +142,7 @@ class Deployment:
         if KEEP_TOPICS:
             return
         with contextlib.suppress(Exception):
-            admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10_000)
+            admin = KafkaAdminClient(**client_options(self.bootstrap, "kafka-python"), request_timeout_ms=10_000)
             try:
                 ours = [t for t in admin.list_topics() if t.startswith(self.prefix + ".") or t.startswith(self.prefix + "-")]
                 if ours:
@@ -210,7 +211,7 @@ class Pusher:
         from kafka import KafkaProducer
 
         try:
-            producer = KafkaProducer(bootstrap_servers=self.deployment.bootstrap, linger_ms=5, acks="all",
+            producer = KafkaProducer(**client_options(self.deployment.bootstrap, "kafka-python"), linger_ms=5, acks="all",
                                      retries=2_147_483_647, max_block_ms=120_000)
             try:
                 held_s = 0.0
@@ -260,7 +261,7 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Messag
     """Every record of a topic, from the beginning to the end offsets at the time of the call."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = KafkaConsumer(**client_options(bootstrap, "kafka-python"), enable_auto_commit=False, group_id=None)
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in partitions]
@@ -284,7 +285,7 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Messag
 def list_topics(bootstrap: str, prefix: str) -> list[str]:
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(**client_options(bootstrap, "kafka-python"))
     try:
         return sorted(t for t in consumer.topics() if t.startswith(prefix))
     finally:
@@ -412,8 +413,8 @@ def wait_drained(deployment: Deployment, sent: int, timeout: float, quiet_s: flo
 
     group = f"{deployment.prefix}-worker"
     watched = [deployment.topic(k) for k in STREAM_FILES] + [deployment.topic("person-events")]
-    ends_reader = KafkaConsumer(bootstrap_servers=deployment.bootstrap, group_id=None, enable_auto_commit=False)
-    offsets_reader = KafkaConsumer(bootstrap_servers=deployment.bootstrap, group_id=group, enable_auto_commit=False)
+    ends_reader = KafkaConsumer(**client_options(deployment.bootstrap, "kafka-python"), group_id=None, enable_auto_commit=False)
+    offsets_reader = KafkaConsumer(**client_options(deployment.bootstrap, "kafka-python"), group_id=group, enable_auto_commit=False)
     try:
         deadline = time.monotonic() + timeout
         last_seen: tuple[Any, ...] | None = None
@@ -781,7 +782,7 @@ class _SlowConsumer:
     def start(self) -> _SlowConsumer:
         from kafka import KafkaConsumer
 
-        self._consumer = KafkaConsumer(self.topic, bootstrap_servers=self.bootstrap, group_id=self.group,
+        self._consumer = KafkaConsumer(self.topic, **client_options(self.bootstrap, "kafka-python"), group_id=self.group,
                                        auto_offset_reset="earliest", max_poll_records=1, enable_auto_commit=True)
         self._thread.start()
         return self

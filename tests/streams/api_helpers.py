@@ -87,7 +87,10 @@ class RunningWorker:
              headers: dict[str, str] | None = None) -> tuple[int, Any]:
         """One HTTP request; returns (status, decoded JSON body or text)."""
         data = orjson.dumps(body) if isinstance(body, dict) else body
-        request = urllib.request.Request(self.base + path, data=data, method=method, headers=dict(headers or {}))
+        sent = dict(headers or {})
+        if data is not None and not any(k.lower() == "content-type" for k in sent):
+            sent["Content-Type"] = "application/json"
+        request = urllib.request.Request(self.base + path, data=data, method=method, headers=sent)
         if token is not None:
             request.add_header("Authorization", f"Bearer {token}")
         try:
