@@ -103,13 +103,7 @@ class QueueRow:
 
 
 def _status(case: Case) -> str:
-    if getattr(case, "status", None) == "closed" or case.action == "clear":
-        return "closed"
-    if case.resolved_at is not None:
-        return "resolved"
-    if case.accepted_at is not None:
-        return "accepted"
-    return "open"
+    return case.status
 
 
 def is_open(case: Case) -> bool:
@@ -338,7 +332,8 @@ def _stamps(series: pd.Series) -> pd.Series:
 
 def _case_frame(msg: pd.DataFrame, events: pd.DataFrame, day: date, zone: ZoneInfo, as_of: datetime,
                 streets: Mapping[str, str | None], names: Mapping[str, str]) -> pd.DataFrame:
-    """One row per case opened on `day`: where it is now, its latest due time, its steps up to `as_of`."""
+    """One row per case opened on `day`: where it is now, its latest due time, and its steps up to `as_of` since
+    its latest raise or lower (which asks for a new acceptance, as `pipeline.cases` does)."""
     cut = pd.Timestamp(as_of)
     msg = msg.assign(flagged_at=_stamps(msg["flagged_at"]), due_at=_stamps(msg["due_at"]))
     msg = msg[msg["flagged_at"].notna() & (msg["flagged_at"] <= cut)].sort_values("flagged_at", kind="stable")
@@ -353,6 +348,8 @@ def _case_frame(msg: pd.DataFrame, events: pd.DataFrame, day: date, zone: ZoneIn
     cases.loc[cases["closed"].notna() & (cases["closed"] < cases["last_raised"]), "closed"] = pd.NaT
     cases = cases[cases["opened_at"].dt.tz_convert(zone).dt.date == day]
     events = events[events["at"].notna() & (events["at"] <= cut)]
+    since = events["case_id"].map(cases["last_raised"])
+    events = events[since.notna() & (events["at"] >= since)]  # a raise or lower asks to accept again
     first = events.sort_values("at").groupby(["case_id", "kind"])["at"].first().unstack() if len(events) else pd.DataFrame()
     for kind in ("accepted", "resolved", "escalated"):
         column = first[kind] if kind in getattr(first, "columns", ()) else pd.Series(dtype="datetime64[ns, UTC]")
@@ -369,7 +366,7 @@ def _case_frame(msg: pd.DataFrame, events: pd.DataFrame, day: date, zone: ZoneIn
     cases["overdue"] = (cases["status"] == "open") & cases["due_at"].notna() & (cases["due_at"] <= cut)
     cases["in_time"] = cases["accepted"].notna() & (cases["due_at"].isna() | (cases["accepted"] <= cases["due_at"]))
     cases["late"] = cases["accepted"].notna() & cases["due_at"].notna() & (cases["accepted"] > cases["due_at"])
-    cases["to_accept"] = (cases["accepted"] - cases["opened_at"]).dt.total_seconds() / 60
+    cases["to_accept"] = (cases["accepted"] - cases["last_raised"]).dt.total_seconds() / 60
     cases["to_resolve"] = (cases["resolved"] - cases["opened_at"]).dt.total_seconds() / 60
     return cases
 

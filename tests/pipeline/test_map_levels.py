@@ -81,7 +81,7 @@ def test_regions_in_force_and_open_cases_give_the_facts_of_each_community_and_st
     found = region_levels(communities, regions, T0)
     assert found == {"A": 2}
     cases = [_case("1", "B", 60), _case("2", "B", 60, resolved_at=T0), _case("3", "C", 10),
-             _case("4", "C", 50).model_copy(update={"action": "clear"})]
+             _case("4", "C", 50, resolved_at=T0, closed_reason="cleared by rules")]
     facts = area_facts(communities, cases, found)
     assert [level_of(f, LEVELS) for f in facts] == [3, 1, 1]  # B: one transfer in 5,000 residents is 0.2 per 1,000
     streets = {f.code: f for f in street_facts(communities, facts)}
