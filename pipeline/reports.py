@@ -139,16 +139,9 @@ def _in(zone: ZoneInfo | None, t: datetime | None) -> str | None:
 
 
 def _address(message: Mapping[str, Any]) -> str:
-    for key in ("address", "destination_address"):
-        value = message.get(key)
-        if isinstance(value, str) and value:
-            return value
-    place = message.get("place") or message.get("destination")
-    if isinstance(place, Mapping):
-        for key in ("address", "name"):
-            if isinstance(place.get(key), str) and place[key]:
-                return str(place[key])
-    return ""
+    """The destination address the person declared, as the triage message carries it ("" when none)."""
+    value = message.get("address")
+    return value if isinstance(value, str) else ""
 
 
 def queue_rows(

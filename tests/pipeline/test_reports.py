@@ -79,8 +79,9 @@ def test_the_summary_lists_streets_names_and_the_overdue_cases_themselves() -> N
     assert late["a"]["action_text"] == "卡口暂缓通行" and late["a"]["due_at"].endswith("+08:00")
 
 
-def test_queue_rows_give_times_in_the_display_zone() -> None:
-    row = queue_rows([(_case("a"), MESSAGE)], T0, full_phone=False, zone=ZONE)[0].to_json()
+def test_queue_rows_give_times_in_the_display_zone_and_the_declared_address() -> None:
+    row = queue_rows([(_case("a"), {**MESSAGE, "address": "兰学社区3幢201室"})], T0, full_phone=False, zone=ZONE)[0].to_json()
+    assert row["address"] == "兰学社区3幢201室"
     assert row["opened_at"].endswith("+08:00") and row["due_at"].endswith("+08:00")
     assert row["opened_at"].startswith("2022-06-20T10:00")
 
