@@ -562,6 +562,8 @@ def _format_storage(settings: BrokerSettings) -> None:
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         output = (result.stdout + result.stderr).strip()
+        if settings.secure:
+            output = output.replace(_secrets(settings)["super_password"], "***")
         raise BrokerStartError(f"formatting {settings.data_dir} failed (exit {result.returncode}):\n{output}")
     log.info("formatted %s for cluster %s", settings.data_dir, cluster_id)
 
