@@ -40,7 +40,8 @@ async def _wait_ready(base: str, token: str, timeout: float = 120.0) -> None:
         while time.monotonic() < deadline:
             try:
                 async with session.post(f"{base}/api/checkpoints/cp-01/scans", data=orjson.dumps(scan()),
-                                        headers={"Authorization": f"Bearer {token}"}) as r:
+                                        headers={"Authorization": f"Bearer {token}",
+                                                 "Content-Type": "application/json"}) as r:
                     if r.status == 200:
                         return
             except aiohttp.ClientError:

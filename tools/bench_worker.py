@@ -273,7 +273,8 @@ def _start(env: dict[str, str], folder: Path, name: str) -> Any:
     from tools.workers import start_worker
 
     port = _free_port()
-    worker = start_worker({**env, "EPIFLOW_WEB_PORT": str(port)}, port, log_dir=folder, name=name)
+    data = {"EPIFLOW_DATA_DIR": str(Path(env["EPIFLOW_DATA_DIR"]) / name)}  # one RocksDB dir per worker
+    worker = start_worker({**env, **data, "EPIFLOW_WEB_PORT": str(port)}, port, log_dir=folder, name=name)
     try:
         worker.wait_ready(timeout=120)
     except Exception:

@@ -84,20 +84,39 @@ def _publish_regions(
 
 
 def _produce(
-    file: Path = typer.Argument(..., help="JSONL file, one input document per line"),
+    file: Path = typer.Argument(..., help="JSONL file, one input document per line (or a .json file: one document or an array)"),
     topic: str = typer.Option(..., help="|".join(INPUT_KINDS)),
     broker: str = typer.Option(None, help="kafka://host:port"),
+    now: bool = typer.Option(False, "--now", help="re-date the records so the latest event time is now (intervals kept)"),
+    out: Path | None = typer.Option(None, "--out", help="write the records here ('-': stdout) instead of sending them"),
 ) -> None:
     """Push recorded or simulated events, one line per record (ingest validates and dead-letters)."""
     from kafka.errors import KafkaError
 
-    from streams.publish import produce_lines
+    from pipeline.replay import read_records, redate
+    from streams.publish import produce_lines, send_records
 
     if topic not in INPUT_KINDS:
         _fail(f"--topic was {topic!r} but is expected to be one of {', '.join(INPUT_KINDS)}")
     try:
+        records = None
+        if now or out is not None or file.suffix.lower() == ".json":
+            records = read_records(file)
+            if now:
+                records = redate(records, datetime.now(UTC))
+        if out is not None:
+            text = b"".join(r + b"\n" for r in records)
+            if str(out) == "-":
+                typer.echo(text.decode("utf-8"), nl=False)
+            else:
+                out.write_bytes(text)
+                typer.echo(f"wrote {len(records)} record(s) to {out}", err=True)
+            return
         settings = load_settings(broker=broker, insecure_demo_secret=True)
-        count = produce_lines(settings, settings.topic(topic), file)
+        if records is None:
+            count = produce_lines(settings, settings.topic(topic), file)
+        else:
+            count = send_records(settings, settings.topic(topic), [(None, r) for r in records])
     except (PipelineError, OSError) as exc:
         _fail(str(exc))
     except KafkaError as exc:
