@@ -62,6 +62,9 @@ class _Projection:
         self.scale = (width - 2 * _PAD) / span_x
         self.height = (maxy - miny) * self.scale + 2 * _PAD
 
+    def xy(self, lon: float, lat: float) -> tuple[float, float]:
+        return (lon - self.minx) * self.kx * self.scale + _PAD, (self.maxy - lat) * self.scale + _PAD
+
     def path(self, geom: BaseGeometry) -> str:
         parts = []
         for ring in shapely.get_rings(shapely.get_parts(geom)).tolist():
@@ -81,13 +84,15 @@ def community_map_svg(
     width: int = 800,
     labels: Mapping[str, str] | None = None,
     label: str = "community risk map",
+    show_names: bool = False,
 ) -> str:
     """Communities filled on the red/orange/yellow/blue/green scale, optionally with risk-region outlines.
 
     `values` maps community code -> colour name or severity int (0 green .. 4+ red); communities
     without a value are green. Each polygon carries a `<title>` tooltip and `data-code`, and is
     wrapped in a link built from `link` (with `{code}`). `labels` names each colour in the legend and
-    the tooltips (e.g. `{"red": "高风险"}`); `label` is the image's accessible name.
+    the tooltips (e.g. `{"red": "高风险"}`); `label` is the image's accessible name; `show_names`
+    writes each area's name on it (for a map of a few large areas, such as streets).
     """
     items = list(communities)
     if not isinstance(width, int) or isinstance(width, bool) or width < 50:
@@ -106,6 +111,8 @@ def community_map_svg(
         f'width="{width}" height="{height:.0f}" role="img" aria-label="{escape(label)}">',
         "<style>.community{stroke:#ffffff;stroke-width:0.8}.community:hover{stroke:#222;stroke-width:1.6}"
         ".risk-region{fill:none;stroke-width:1.2;stroke-dasharray:3 2}"
+        ".names{font:bold 16px \"Noto Sans CJK SC\",\"PingFang SC\",\"Microsoft YaHei\",sans-serif;fill:#111;"
+        "paint-order:stroke;stroke:#fff;stroke-width:3px;pointer-events:none}"
         ".legend{font:11px \"Noto Sans CJK SC\",\"PingFang SC\",\"Microsoft YaHei\",sans-serif;fill:#333}</style>",
         '<g class="communities">',
     ]
@@ -119,6 +126,13 @@ def community_map_svg(
             f'd="{proj.path(c.geometry)}"><title>{escape(title)}</title></path></a>'
         )
     out.append("</g>")
+    if show_names:
+        out.append('<g class="names">')
+        for c in items:
+            point = c.geometry.representative_point()
+            x, y = proj.xy(point.x, point.y)
+            out.append(f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="middle">{escape(c.name)}</text>')
+        out.append("</g>")
     if regions is not None:
         view = shapely.box(*bounds)
         out.append('<g class="risk-regions">')

@@ -184,7 +184,9 @@ def reports_html(
                                                                         _w("chart_hours", lang)))
     if len(reports.handling):
         parts.append(f"<h2>{_w('details', lang)}</h2>")
-        for street, group in reports.handling.groupby("street", sort=False):
+        order = [*reports.streets["street"].tolist()] if len(reports.streets) else []
+        for street in order:
+            group = reports.handling[reports.handling["street"] == street]
             parts.append(f"<details><summary>{escape(str(street))} ({int(group['cases'].sum())})</summary>")
             parts.append(_table(
                 [_w(k, lang) for k in ("community", "cases", "open", "overdue", "accepted_in_time", "median_short")],

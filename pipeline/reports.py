@@ -22,6 +22,8 @@ from pipeline.errors import PipelineError
 
 __all__ = [
     "DailyReports",
+    "UNASSIGNED",
+    "UNASSIGNED_STREET",
     "QueueRow",
     "colour_for",
     "community_colours",
@@ -101,13 +103,7 @@ class QueueRow:
 
 
 def _status(case: Case) -> str:
-    if getattr(case, "status", None) == "closed" or case.action == "clear":
-        return "closed"
-    if case.resolved_at is not None:
-        return "resolved"
-    if case.accepted_at is not None:
-        return "accepted"
-    return "open"
+    return case.status
 
 
 def is_open(case: Case) -> bool:
@@ -119,6 +115,10 @@ def is_overdue(case: Case, now: datetime) -> bool:
     """Open, not yet accepted, and past its due time."""
     return _status(case) == "open" and case.due_at is not None and case.due_at <= now
 
+
+#: How pages and reports name the queue of places outside every community, and its "street".
+UNASSIGNED = {"unassigned": "辖区外（未分配）"}
+UNASSIGNED_STREET = "辖区外"
 
 _ZONE_NAMES = {"Asia/Shanghai": ("北京时间", "Beijing time")}
 
@@ -139,16 +139,9 @@ def _in(zone: ZoneInfo | None, t: datetime | None) -> str | None:
 
 
 def _address(message: Mapping[str, Any]) -> str:
-    for key in ("address", "destination_address"):
-        value = message.get(key)
-        if isinstance(value, str) and value:
-            return value
-    place = message.get("place") or message.get("destination")
-    if isinstance(place, Mapping):
-        for key in ("address", "name"):
-            if isinstance(place.get(key), str) and place[key]:
-                return str(place[key])
-    return ""
+    """The destination address the person declared, as the triage message carries it ("" when none)."""
+    value = message.get("address")
+    return value if isinstance(value, str) else ""
 
 
 def queue_rows(
@@ -225,7 +218,7 @@ def district_summary(
     action, due time in `zone`), and the map colours.
     """
     _check_aware(now)
-    names = names or {}
+    names = {**UNASSIGNED, **(names or {})}
     streets = streets or {}
     texts = action_texts or {}
     messages = messages or {}
@@ -235,7 +228,7 @@ def district_summary(
     by_community = Counter(c.community for c in open_cases)
 
     def street_of(code: str) -> str:
-        return streets.get(code) or "unassigned"
+        return streets.get(code) or UNASSIGNED_STREET
 
     communities = [
         {"code": code, "name": names.get(code, code), "street": street_of(code), "open": n, "overdue": late.get(code, 0)}
@@ -332,7 +325,8 @@ def _stamps(series: pd.Series) -> pd.Series:
 
 def _case_frame(msg: pd.DataFrame, events: pd.DataFrame, day: date, zone: ZoneInfo, as_of: datetime,
                 streets: Mapping[str, str | None], names: Mapping[str, str]) -> pd.DataFrame:
-    """One row per case opened on `day`: where it is now, its latest due time, its steps up to `as_of`."""
+    """One row per case opened on `day`: where it is now, its latest due time, and its steps up to `as_of` since
+    its latest raise or lower (which asks for a new acceptance, as `pipeline.cases` does)."""
     cut = pd.Timestamp(as_of)
     msg = msg.assign(flagged_at=_stamps(msg["flagged_at"]), due_at=_stamps(msg["due_at"]))
     msg = msg[msg["flagged_at"].notna() & (msg["flagged_at"] <= cut)].sort_values("flagged_at", kind="stable")
@@ -347,13 +341,15 @@ def _case_frame(msg: pd.DataFrame, events: pd.DataFrame, day: date, zone: ZoneIn
     cases.loc[cases["closed"].notna() & (cases["closed"] < cases["last_raised"]), "closed"] = pd.NaT
     cases = cases[cases["opened_at"].dt.tz_convert(zone).dt.date == day]
     events = events[events["at"].notna() & (events["at"] <= cut)]
+    since = events["case_id"].map(cases["last_raised"])
+    events = events[since.notna() & (events["at"] >= since)]  # a raise or lower asks to accept again
     first = events.sort_values("at").groupby(["case_id", "kind"])["at"].first().unstack() if len(events) else pd.DataFrame()
     for kind in ("accepted", "resolved", "escalated"):
         column = first[kind] if kind in getattr(first, "columns", ()) else pd.Series(dtype="datetime64[ns, UTC]")
         cases[kind] = pd.to_datetime(column.reindex(cases.index), utc=True)
     cases["accepted"] = cases["accepted"].fillna(cases["resolved"])
-    cases["street"] = cases["community"].map(lambda c: streets.get(c) or "unassigned")
-    cases["name"] = cases["community"].map(lambda c: names.get(c, c))
+    cases["street"] = cases["community"].map(lambda c: streets.get(c) or UNASSIGNED_STREET)
+    cases["name"] = cases["community"].map(lambda c: names.get(c) or UNASSIGNED.get(c, c))
     done = cases["resolved"].notna() | cases["closed"].notna()
     cases["status"] = "open"
     cases.loc[cases["accepted"].notna(), "status"] = "accepted"
@@ -363,7 +359,7 @@ def _case_frame(msg: pd.DataFrame, events: pd.DataFrame, day: date, zone: ZoneIn
     cases["overdue"] = (cases["status"] == "open") & cases["due_at"].notna() & (cases["due_at"] <= cut)
     cases["in_time"] = cases["accepted"].notna() & (cases["due_at"].isna() | (cases["accepted"] <= cases["due_at"]))
     cases["late"] = cases["accepted"].notna() & cases["due_at"].notna() & (cases["accepted"] > cases["due_at"])
-    cases["to_accept"] = (cases["accepted"] - cases["opened_at"]).dt.total_seconds() / 60
+    cases["to_accept"] = (cases["accepted"] - cases["last_raised"]).dt.total_seconds() / 60
     cases["to_resolve"] = (cases["resolved"] - cases["opened_at"]).dt.total_seconds() / 60
     return cases
 

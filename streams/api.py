@@ -31,7 +31,7 @@ from pipeline.map_levels import (
     street_facts,
 )
 from pipeline.policy import policy_for
-from pipeline.reports import district_summary, queue_rows
+from pipeline.reports import UNASSIGNED, district_summary, queue_rows
 from pipeline.state import PersonState, state_from_bytes
 from pipeline.triage import Verdict, checkpoint_decision, evaluate
 from streams.access import AccessGate, Denied
@@ -507,7 +507,7 @@ def community_cases(agents: Agents, code: str, *, full_phone: bool) -> dict[str,
     closing = {c.case_id: {"status": c.status, "closed_reason": c.closed_reason} for c, _ in mine}
     community = rt.communities.get(code)
     return {
-        "community": code, "name": community.name if community else code,
+        "community": code, "name": community.name if community else UNASSIGNED.get(code, code),
         "street": community.street if community else None, "now": now.astimezone(zone).isoformat(),
         "zone": zone.key, "recovering": recovering(agents),
         "cases": [{**r.to_json(), **closing[r.case_id]} for r in rows],

@@ -79,7 +79,8 @@ def _street_shapes(communities: list[Community]) -> list[Community]:
     shapes = []
     for street, members in by.items():
         people = [m.population for m in members if m.population is not None]
-        shapes.append(Community(street, street, street, shapely.union_all([m.geometry for m in members]),
+        outline = shapely.union_all([m.geometry for m in members], grid_size=1e-6)
+        shapes.append(Community(street, street, street, outline,
                                 sum(people) if people else None))
     return shapes
 
@@ -164,7 +165,7 @@ def register_pages(app: faust.App, agents: Agents) -> None:
             street_colours = {s: levels.by_number(n).colour for s, n in data["street_levels"].items()}
             street_svg = community_map_svg(_street_shapes(communities), street_colours, regions=regions,
                                            link="/dashboard#street-{code}", labels=names,
-                                           label="街道风险地图" if lang == "zh" else "street risk map")
+                                           label="街道风险地图" if lang == "zh" else "street risk map", show_names=True)
             today = utc_now().astimezone(rt.settings.zone).date().isoformat()
             response = _html("dashboard.html", status=503 if data["recovering"] else 200, request=request,
                              zone=rt.settings.zone, data=data, svg=svg, street_svg=street_svg, grant=grant,

@@ -44,7 +44,7 @@
   }
 
   function tick() {
-    Array.prototype.forEach.call(list.querySelectorAll(".countdown"), function (span) {
+    Array.prototype.forEach.call(document.querySelectorAll("#queue .countdown, #done .countdown"), function (span) {
       var card = span.closest(".card");
       if (card && card.getAttribute("data-status") === "open") span.textContent = countdown(span.getAttribute("data-due"));
       else span.textContent = "";
@@ -143,17 +143,25 @@
     }
   }
 
+  var PAGE = 30;
+  var limit = PAGE;
+  var doneList = document.getElementById("done");
+  var more = document.getElementById("more");
+  more.onclick = function () { limit += PAGE; refresh(); };
+
   function draw(data) {
     banner(false);
+    var active = data.cases.filter(function (c) { return c.status === "open" || c.status === "accepted"; });
+    var done = data.cases.filter(function (c) { return c.status !== "open" && c.status !== "accepted"; });
     list.textContent = "";
-    var open = 0, late = 0;
-    data.cases.forEach(function (c) {
-      if (c.status === "open" || c.status === "accepted") open++;
-      if (c.overdue) late++;
-      list.appendChild(card(c));
-    });
-    document.getElementById("count-open").textContent = open;
-    document.getElementById("count-overdue").textContent = late;
+    active.slice(0, limit).forEach(function (c) { list.appendChild(card(c)); });
+    doneList.textContent = "";
+    done.slice(0, limit).forEach(function (c) { doneList.appendChild(card(c)); });
+    more.hidden = active.length <= limit;
+    document.getElementById("done-box").hidden = done.length === 0;
+    document.getElementById("count-done").textContent = done.length;
+    document.getElementById("count-open").textContent = active.length;
+    document.getElementById("count-overdue").textContent = data.cases.filter(function (c) { return c.overdue; }).length;
     document.getElementById("empty").hidden = data.cases.length > 0;
     document.getElementById("updated").textContent = clock.format(new Date());
     tick();

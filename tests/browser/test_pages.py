@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipeline.cases import Case
+from pipeline.events import Reason, TriageMessage
 from tests.streams.api_helpers import COMMUNITY_A, COMMUNITY_B, RunningWorker, scan, start_worker
 
 pytestmark = pytest.mark.browser
@@ -70,19 +70,21 @@ def _card(masked: str) -> str:
 
 
 def _overdue_case(site: RunningWorker, where: tuple[str, float, float] = COMMUNITY_B) -> str:
-    """A case in the cases table whose acceptance window ended ten minutes ago (the escalation timer is not
-    waited for: the dashboard lists it as overdue either way)."""
+    """A triage message for a case whose acceptance window ended ten minutes ago, sent to the case agent's
+    topic (the dashboard lists it as overdue whether or not the escalation timer has run yet)."""
     agents = site.worker.agents
     now = datetime.now(UTC)
-    case = Case(case_id="case-overdue-0001", person_key="k-overdue", community=where[0], street="翠苑街道",
-                action="transfer", severity=60, opened_at=now - timedelta(minutes=40), due_at=now - timedelta(minutes=10))
-    message = {"masked_id": "330***********777X", "name": "王五", "phone": "13900139000", "reasons": [{"text": "阳性"}]}
+    message = TriageMessage(
+        message_id="msg-overdue-0001", case_id="case-overdue-0001", person_key="k-overdue", masked_id="330***********777X",
+        name="王五", phone="13900139000", community=where[0], action="transfer", previous_action=None, severity=60,
+        due_at=now - timedelta(minutes=10), reasons=[Reason(rule="positive-nat", text="阳性")],
+        rules_version=site.worker.runtime.rules_version, flagged_at=now - timedelta(minutes=40), source_event_ids=[])
 
-    async def put() -> None:
-        await agents._put_case(case, message)
+    async def send() -> None:
+        await agents.topics.cases.send(key=message.case_id.encode(), value=message.model_dump_json().encode())
 
-    site.run(put())
-    return message["masked_id"]
+    site.run(send())
+    return message.masked_id
 
 
 def test_a_scan_appears_on_its_community_page_without_reload_and_accept_resolve_work(browser: object, site: RunningWorker) -> None:
@@ -105,7 +107,8 @@ def test_a_scan_appears_on_its_community_page_without_reload_and_accept_resolve_
     page.wait_for_selector(f"{card}[data-status=accepted]", timeout=5000)
     page.once("dialog", lambda dialog: dialog.accept("home visit done, negative test"))
     page.click(f"{card} button.resolve")
-    page.wait_for_selector(f"{card}[data-status=resolved]", timeout=5000)
+    page.wait_for_selector(f"#done {card}[data-status=resolved]", state="attached", timeout=5000)
+    page.click("#done-box summary")  # resolved cases are folded away below the open ones
     page.locator(card, has_text="home visit done, negative test").wait_for(timeout=5000)
 
     from streams.memory import get_broker
@@ -187,7 +190,7 @@ def test_the_dashboard_explains_its_map_lists_streets_and_overdue_cases_and_fits
     texts = [legend.nth(i).inner_text() for i in range(5)]
     for text, name in zip(texts, ["高风险", "较高风险", "中风险", "关注", "常态化防控"], strict=True):
         assert name in text
-    assert "每千名居民 ≥ 0.5 例严重度 ≥ 50 的未结案件" in texts[0] and "区内有高风险区" in texts[0]
+    assert "每千名居民 ≥ 0.5 例严重度 ≥ 60 的未结案件" in texts[0] and "区内有高风险区" in texts[0]
     assert "风险区" in legend.nth(5).inner_text()
     first_street = page.locator("#streets details.street").first
     assert "翠苑街道" in first_street.inner_text()

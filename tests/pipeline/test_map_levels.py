@@ -29,12 +29,12 @@ T0 = datetime(2022, 6, 20, 2, 0, tzinfo=UTC)
 @pytest.mark.parametrize(("facts", "level"), [
     (AreaFacts("c", 5000), 0),
     (AreaFacts("c", 5000, open_by_severity={10: 1}), 1),
-    (AreaFacts("c", 5000, open_by_severity={30: 4}), 1),  # 0.8 per 1,000 < 1.0
-    (AreaFacts("c", 5000, open_by_severity={30: 5}), 2),  # 1.0 per 1,000
+    (AreaFacts("c", 5000, open_by_severity={40: 24}), 1),  # 4.8 per 1,000 < 5.0
+    (AreaFacts("c", 5000, open_by_severity={40: 20, 50: 5}), 2),  # 5.0 per 1,000 of severity >= 40
     (AreaFacts("c", 5000, region_level=1), 2),
-    (AreaFacts("c", 5000, open_by_severity={40: 3}), 3),
+    (AreaFacts("c", 5000, open_by_severity={50: 19, 60: 1}), 3),  # 4.0 per 1,000 of severity >= 50
     (AreaFacts("c", 5000, region_level=2, open_by_severity={10: 1}), 3),
-    (AreaFacts("c", 5000, open_by_severity={50: 2, 60: 1}), 4),  # 0.6 per 1,000
+    (AreaFacts("c", 5000, open_by_severity={60: 3}), 4),  # 0.6 per 1,000 of severity >= 60
     (AreaFacts("c", 5000, open_by_severity={60: 2}), 1),  # 0.4 per 1,000: under every cases threshold but "any case"
     (AreaFacts("c", 20000, open_by_severity={60: 1}), 1),  # one transfer in a big community
     (AreaFacts("c", 5000, region_level=3), 4),
@@ -46,7 +46,7 @@ def test_level_of_a_community(facts: AreaFacts, level: int) -> None:
 
 def test_each_level_has_a_name_meaning_and_threshold() -> None:
     assert [LEVELS.by_number(n).colour for n in (4, 3, 2, 1, 0)] == ["red", "orange", "yellow", "blue", "green"]
-    assert LEVELS.by_number(4).threshold() == "区内有高风险区；或每千名居民 ≥ 0.5 例严重度 ≥ 50 的未结案件"
+    assert LEVELS.by_number(4).threshold() == "区内有高风险区；或每千名居民 ≥ 0.5 例严重度 ≥ 60 的未结案件"
     assert LEVELS.by_number(0).threshold("en") == "everything else"
     with pytest.raises(PipelineError, match="expected to be 0..4"):
         LEVELS.by_number(5)
@@ -81,9 +81,9 @@ def test_regions_in_force_and_open_cases_give_the_facts_of_each_community_and_st
     found = region_levels(communities, regions, T0)
     assert found == {"A": 2}
     cases = [_case("1", "B", 60), _case("2", "B", 60, resolved_at=T0), _case("3", "C", 10),
-             _case("4", "C", 50).model_copy(update={"action": "clear"})]
+             _case("4", "C", 50, resolved_at=T0, closed_reason="cleared by rules")]
     facts = area_facts(communities, cases, found)
-    assert [level_of(f, LEVELS) for f in facts] == [3, 1, 1]
+    assert [level_of(f, LEVELS) for f in facts] == [3, 1, 1]  # B: one transfer in 5,000 residents is 0.2 per 1,000
     streets = {f.code: f for f in street_facts(communities, facts)}
     assert streets["S1"].population == 10000 and streets["S1"].region_level == 2 and streets["S1"].open_by_severity == {60: 1}
     assert streets["S2"].population is None

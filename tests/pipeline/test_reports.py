@@ -65,7 +65,7 @@ def test_colours_and_summary_use_the_most_severe_open_case() -> None:
 
 def test_the_summary_lists_streets_names_and_the_overdue_cases_themselves() -> None:
     cases = [_case("a", "C1", 30), _case("b", "C2", 60), _case("c", "C2", 60, due_min=90),
-             _case("d", "C2", 10, accepted_at=T0), _case("e", "C3", 30).model_copy(update={"action": "clear"})]
+             _case("d", "C2", 10, accepted_at=T0), _case("e", "C3", 30, resolved_at=T0, closed_reason="cleared by rules")]
     summary = district_summary(cases, T0 + timedelta(minutes=31), 60, zone=ZONE,
                                messages={"b": MESSAGE}, names={"C1": "兰学社区", "C2": "梅北东社区"},
                                streets={"C1": "S1", "C2": "S2"}, action_texts={"hold": "卡口暂缓通行"})
@@ -79,8 +79,9 @@ def test_the_summary_lists_streets_names_and_the_overdue_cases_themselves() -> N
     assert late["a"]["action_text"] == "卡口暂缓通行" and late["a"]["due_at"].endswith("+08:00")
 
 
-def test_queue_rows_give_times_in_the_display_zone() -> None:
-    row = queue_rows([(_case("a"), MESSAGE)], T0, full_phone=False, zone=ZONE)[0].to_json()
+def test_queue_rows_give_times_in_the_display_zone_and_the_declared_address() -> None:
+    row = queue_rows([(_case("a"), {**MESSAGE, "address": "兰学社区3幢201室"})], T0, full_phone=False, zone=ZONE)[0].to_json()
+    assert row["address"] == "兰学社区3幢201室"
     assert row["opened_at"].endswith("+08:00") and row["due_at"].endswith("+08:00")
     assert row["opened_at"].startswith("2022-06-20T10:00")
 
@@ -155,6 +156,10 @@ def test_a_raise_moves_the_due_time_and_a_clear_closes_the_case_in_the_report() 
     r = daily_reports(date(2022, 6, 20), ZONE, messages=messages, case_events=[], dead_letters=[], inputs={},
                       streets={"C1": "S1"}, as_of=T0 + timedelta(hours=2))
     assert r.totals == {**r.totals, "cases": 2, "open": 1, "overdue": 1, "closed": 1}
+    raised_after_accept = daily_reports(
+        date(2022, 6, 20), ZONE, messages=messages, streets={"C1": "S1"}, as_of=T0 + timedelta(hours=2), dead_letters=[],
+        inputs={}, case_events=[{"case_id": "a", "kind": "accepted", "at": (T0 + timedelta(minutes=5)).isoformat()}])
+    assert raised_after_accept.totals["overdue"] == 1  # accepted as test_within_24h; the transfer was never accepted
     figures = r.figures()
     assert figures["totals"]["overdue"] == 1 and figures["streets"][0]["street"] == "S1"
     assert figures["as_of"].endswith("+08:00")
