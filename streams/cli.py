@@ -44,6 +44,9 @@ def main() -> None:
         level=os.environ.get("EPIFLOW_LOG_LEVEL", "WARNING"),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    if "EPIFLOW_LOG_LEVEL" not in os.environ:
+        # kafka-python logs every reconnect attempt; a command that fails says so itself, in one line
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
     try:
         root()
     except Exception as exc:

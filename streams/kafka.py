@@ -27,6 +27,7 @@ it never creates a topic by sending to it (see `TopicTrackingProducer`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import weakref
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 
 #: How long a partition may sit with its offset below records nobody is processing before it is re-read.
 STUCK_AFTER_S = 5.0
+#: How long a send waits for a topic created elsewhere (another client's declaration) to show in metadata.
+TOPIC_WAIT_S = 10.0
 
 
 class Consumer(faust_aiokafka.Consumer):
@@ -246,13 +249,19 @@ class TopicTrackingProducer(AIOKafkaProducer):
         return await super().send(topic, *args, **kwargs)
 
     async def _require_existing(self, topic: str) -> None:
-        if self.client.cluster.partitions_for_topic(topic) is None:
+        """Return once an all-topics metadata request lists `topic`; a topic just declared by another
+        client (the control readers' admin client) can take a moment to show there."""
+        deadline = time.monotonic() + TOPIC_WAIT_S
+        while self.client.cluster.partitions_for_topic(topic) is None:
             cluster = await self.client.fetch_all_metadata()
-            if topic not in cluster.topics(exclude_internal_topics=False):
+            if topic in cluster.topics(exclude_internal_topics=False):
+                break
+            if time.monotonic() >= deadline:
                 raise TopicNotDeclared(
                     f"topic {topic!r} does not exist: declare it first (a send creates no topic, "
                     "so none gets the broker's default partition count)"
                 )
+            await asyncio.sleep(0.2)
         self._existing.add(topic)
 
 

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
@@ -144,7 +144,7 @@ class SecureKafka:
 
     bootstrap: str
     ca_file: Path
-    admin_env: dict[str, str]
+    admin_env: dict[str, str] = field(repr=False)
 
     def env_as(self, user: str, password: str) -> dict[str, str]:
         """The same settings for another principal."""

@@ -81,6 +81,7 @@ class Deployment:
     folder: Path
     manifest: dict[str, Any]
     partitions: int
+    store: str = "memory://"
     session_timeout: float = 10.0
     workers: list[WorkerProcess] = field(default_factory=list)
 
@@ -100,6 +101,7 @@ class Deployment:
             "EPIFLOW_BROKER": f"kafka://{self.bootstrap}",
             "EPIFLOW_TOPIC_PREFIX": self.prefix,
             "EPIFLOW_PARTITIONS": str(self.partitions),
+            "EPIFLOW_STORE": self.store,
             "EPIFLOW_REGIONS": str(self.folder / "risk_regions.geojson"),
             "EPIFLOW_INSECURE_DEMO_SECRET": "true",
             # Faust's own: how soon the group notices a dead member (default 60 s) and rebalances without it
@@ -111,7 +113,8 @@ class Deployment:
         return f"{self.prefix}.{name}"
 
     def start_worker(self, name: str = "worker", web_port: int | None = None) -> WorkerProcess:
-        """A worker subprocess of this deployment; a restart passes the dead one's port to keep its log."""
+        """A worker subprocess of this deployment; a restart passes the dead one's port to keep its log
+        and its data dir (a RocksDB store then recovers from its own files plus the changelog's tail)."""
         port = web_port or free_port()
         env = {**self.env, "EPIFLOW_DATA_DIR": str(self.folder / f"data-{port}")}
         worker = start_worker(env, port, log_dir=self.folder / "logs", name=name)
@@ -151,8 +154,10 @@ class Deployment:
                 admin.close()
 
 
-def new_deployment(bootstrap: str, workdir: Path, *, people: int, seed: int = 11, partitions: int = 4) -> Deployment:
-    """A fresh topic prefix and a simulation anchored at now (the workers use the wall clock)."""
+def new_deployment(
+    bootstrap: str, workdir: Path, *, people: int, seed: int = 11, partitions: int = 4, store: str = "memory://"
+) -> Deployment:
+    """A fresh topic prefix and a simulation anchored at now (the workers use the wall clock), on table `store`."""
     from pipeline.simulate import write_simulation
 
     if people < 1:
@@ -161,7 +166,8 @@ def new_deployment(bootstrap: str, workdir: Path, *, people: int, seed: int = 11
     folder = Path(workdir) / prefix
     at = datetime.now(UTC).replace(microsecond=0)
     manifest = write_simulation(folder, seed, people, at)
-    return Deployment(bootstrap=bootstrap, prefix=prefix, folder=folder, manifest=manifest, partitions=partitions)
+    return Deployment(bootstrap=bootstrap, prefix=prefix, folder=folder, manifest=manifest, partitions=partitions,
+                      store=store)
 
 
 def input_records(folder: Path) -> list[tuple[str, bytes]]:
@@ -453,6 +459,8 @@ class DrillContext:
     bootstrap: str
     workdir: Path
     quick: bool
+    #: table store of the drill's workers: `memory://` or `rocksdb://`
+    store: str = "memory://"
 
 
 def _checked(result: dict[str, Any], figures: dict[str, Any]) -> None:
@@ -476,6 +484,9 @@ def _checked(result: dict[str, Any], figures: dict[str, Any]) -> None:
     if status and status.get("inputs", 0) != status.get("forwarded", 0) + status.get("dead_lettered", 0):
         problems.append(f"/api/status: inputs {status.get('inputs')} != forwarded {status.get('forwarded')} + "
                         f"dead_lettered {status.get('dead_lettered')}")
+    failed = {k: status.get(k, 0) for k in ("join_dead_lettered", "case_dead_lettered") if status.get(k, 0)}
+    if failed:
+        problems.append(f"/api/status: records the workers failed to process and dead-lettered: {failed}")
     if problems:
         raise DrillFailed("; ".join(problems))
 
@@ -529,7 +540,7 @@ DrillFn = Callable[[DrillContext, dict[str, Any]], None]
 
 def drill_kill_worker(ctx: DrillContext, result: dict[str, Any]) -> None:
     """Two workers; SIGKILL one when the group has consumed about a third of the input; restart it."""
-    deployment = new_deployment(ctx.bootstrap, ctx.workdir, people=4000 if ctx.quick else 12000)
+    deployment = new_deployment(ctx.bootstrap, ctx.workdir, people=4000 if ctx.quick else 12000, store=ctx.store)
     try:
         first, second = _two_workers(deployment)
         records = input_records(deployment.folder)
@@ -579,7 +590,7 @@ def drill_poison(ctx: DrillContext, result: dict[str, Any]) -> None:
     """Poisoned records in each input topic mid-stream (broken JSON, invalid UTF-8, null value, 512 KiB,
     deep nesting, wrong types, NaN/1e308 coordinates): each becomes a dead letter with a reason and its
     source topic; the workers stay up and every expected triage message arrives."""
-    deployment = new_deployment(ctx.bootstrap, ctx.workdir, people=2500 if ctx.quick else 10000)
+    deployment = new_deployment(ctx.bootstrap, ctx.workdir, people=2500 if ctx.quick else 10000, store=ctx.store)
     try:
         workers = list(_two_workers(deployment))
         records = input_records(deployment.folder)
@@ -633,7 +644,7 @@ def _is_poison(letter: dict[str, Any]) -> bool:
 def drill_rules_publish(ctx: DrillContext, result: dict[str, Any]) -> None:
     """`epiflow rules publish` of a new version while events stream in: every worker switches to it,
     messages after the switch carry it, and every expected triage message arrives."""
-    deployment = new_deployment(ctx.bootstrap, ctx.workdir, people=2500 if ctx.quick else 10000)
+    deployment = new_deployment(ctx.bootstrap, ctx.workdir, people=2500 if ctx.quick else 10000, store=ctx.store)
     try:
         workers = list(_two_workers(deployment))
         records = input_records(deployment.folder)
@@ -672,7 +683,7 @@ def drill_region_relist(ctx: DrillContext, result: dict[str, Any]) -> None:
     """`epiflow regions publish --lift ID` of a high-risk region while events stream in, then the region
     re-designated (`epiflow regions publish FILE`): every worker follows both, every expected triage
     message arrives (a visit counts as of the time the person was there)."""
-    deployment = new_deployment(ctx.bootstrap, ctx.workdir, people=2500 if ctx.quick else 10000)
+    deployment = new_deployment(ctx.bootstrap, ctx.workdir, people=2500 if ctx.quick else 10000, store=ctx.store)
     try:
         workers = list(_two_workers(deployment))
         records = input_records(deployment.folder)
@@ -716,7 +727,7 @@ def _active_region(path: Path, at: datetime) -> dict[str, Any]:
 def drill_slow_consumer(ctx: DrillContext, result: dict[str, Any]) -> None:
     """A kafka-python consumer on one community topic that sleeps between polls: the pipeline drains
     while it is still behind (not slowed down by it), and it then reads every message of that topic."""
-    deployment = new_deployment(ctx.bootstrap, ctx.workdir, people=2500 if ctx.quick else 10000)
+    deployment = new_deployment(ctx.bootstrap, ctx.workdir, people=2500 if ctx.quick else 10000, store=ctx.store)
     slow: _SlowConsumer | None = None
     try:
         _two_workers(deployment)
@@ -827,7 +838,7 @@ def drill_broker_restart(ctx: DrillContext, result: dict[str, Any]) -> None:
 
     broker = _private_broker_settings(ctx.workdir)
     ensure_broker(settings=broker)
-    deployment = new_deployment(broker.bootstrap, ctx.workdir, people=4000 if ctx.quick else 12000)
+    deployment = new_deployment(broker.bootstrap, ctx.workdir, people=4000 if ctx.quick else 12000, store=ctx.store)
     try:
         workers = list(_two_workers(deployment))
         records = input_records(deployment.folder)
@@ -921,6 +932,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller simulations (what the test suite runs)")
     parser.add_argument("--broker", default=os.environ.get("EPIFLOW_TEST_BROKER"), help="host:port of a running broker")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (simulations, worker logs) and the topics")
+    parser.add_argument("--store", choices=("memory://", "rocksdb://"), default=os.environ.get("EPIFLOW_STORE", "memory://"),
+                        help="table store of the workers")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
@@ -932,7 +945,7 @@ def main(argv: list[str] | None = None) -> int:
     KEEP_TOPICS = args.keep
     try:
         with _broker(args.broker) as bootstrap:
-            ctx = DrillContext(bootstrap=bootstrap, workdir=workdir, quick=args.quick)
+            ctx = DrillContext(bootstrap=bootstrap, workdir=workdir, quick=args.quick, store=args.store)
             for name in names:
                 result = run_drill(name, ctx)
                 failed += not result["ok"]

@@ -2,6 +2,9 @@
 
 Tests, benchmarks and failure drills call `ensure_broker()` / `stop_broker()` / `broker_running()`;
 the Makefile and CI call ``python -m tools.kafka_broker fetch|up|down|restart|status``.
+With ``--secure`` the same commands run a second, secured broker (SASL_SSL with SCRAM-SHA-512, a
+keytool-made CA and certificate, ACLs with nothing allowed by default, a super-user) on its own ports
+and data, sharing the jars; the plaintext broker is untouched by it.
 Jars, data, logs and the PID file live in a git-ignored cache (``.cache/kafka/`` or
 ``$EPIFLOW_KAFKA_CACHE``); every step that changes the broker holds a file lock, so several
 processes sharing one checkout start at most one broker.
@@ -559,6 +562,8 @@ def _format_storage(settings: BrokerSettings) -> None:
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         output = (result.stdout + result.stderr).strip()
+        if settings.secure:
+            output = output.replace(_secrets(settings)["super_password"], "***")
         raise BrokerStartError(f"formatting {settings.data_dir} failed (exit {result.returncode}):\n{output}")
     log.info("formatted %s for cluster %s", settings.data_dir, cluster_id)
 

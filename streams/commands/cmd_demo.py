@@ -51,7 +51,7 @@ def demo_problems(summary: dict[str, Any]) -> list[str]:
         problems.append("accounting does not hold (events_in != forwarded + dead_lettered)")
     if not summary["drained"]:
         problems.append(f"timed out: {summary['events_in']} of {summary['sent']} inputs read, {summary['joined']} of "
-                        f"{summary['person_events']} person events joined 15 s after the traffic stopped "
+                        f"{summary['person_events']} person events joined {summary['drain_limit_s']:.0f} s after the traffic stopped "
                         f"(log: {summary['log_file']})")
     if not summary["flagged"]:
         problems.append(f"nobody was flagged (log: {summary['log_file']})")

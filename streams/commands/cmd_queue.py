@@ -50,7 +50,7 @@ def tail(
 
     settings = _kafka_settings(broker, "queue tail", f"open /communities/{code} on the worker's web server")
     topic = triage_topic_name(settings.topic_prefix, code)
-    consumer = KafkaConsumer(topic, group_id=None, enable_auto_commit=False,
+    consumer = KafkaConsumer(topic, group_id=None, enable_auto_commit=False, allow_auto_create_topics=False,
                              auto_offset_reset="earliest" if from_beginning else "latest", **kafka_client_options(settings, "kafka-python"))
     seen = 0
     try:

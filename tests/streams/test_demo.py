@@ -67,7 +67,7 @@ def test_demo_screen_shows_the_table_and_the_log_holds_the_dead_letters(
 
 def test_demo_fails_when_it_flags_nobody_or_does_not_catch_up() -> None:
     fine = {"events_in": 10, "forwarded": 9, "dead_lettered": 1, "sent": 10, "joined": 9, "person_events": 9,
-            "drained": True, "flagged": 3, "log_file": "/tmp/demo.log"}
+            "drained": True, "drain_limit_s": 15.0, "flagged": 3, "log_file": "/tmp/demo.log"}
     assert demo_problems(fine) == []
     assert any("nobody was flagged" in p for p in demo_problems({**fine, "flagged": 0}))
     assert any("timed out" in p for p in demo_problems({**fine, "drained": False, "events_in": 8, "forwarded": 7}))

@@ -105,7 +105,8 @@ def test_community_reads_its_own_queue_and_nothing_else(secure_kafka: SecureKafk
     admin_options = _options(secure_kafka.admin_env)
     prefix = f"sec{uuid.uuid4().hex[:8]}"
     env = {"EPIFLOW_TOPIC_PREFIX": prefix}
-    topics = {name: f"{prefix}.{name}" for name in ("triage.c1", "triage.c2", "person-events")}
+    own, other = "330106001", "330106002"
+    topics = {name: f"{prefix}.{name}" for name in (f"triage.{own}", f"triage.{other}", "person-events")}
     admin = KafkaAdminClient(**admin_options)
     try:
         admin.create_topics([NewTopic(t, 1, 1) for t in topics.values()])
@@ -117,28 +118,34 @@ def test_community_reads_its_own_queue_and_nothing_else(secure_kafka: SecureKafk
     producer.flush(30)
     producer.close()
 
-    user, password = _grant(secure_kafka, env, "--community", "c1")
-    assert user == "community-c1"
+    operator, operator_password = _grant(secure_kafka, env, "--admin", "ops")
+    assert operator == "admin-ops"
+    user, password = _grant(SecureKafka(secure_kafka.bootstrap, secure_kafka.ca_file,
+                                        secure_kafka.env_as(operator, operator_password)), env, "--community", own)
+    assert user == f"community-{own}"
     listed = _ok(_epiflow({**secure_kafka.admin_env, **env}, "kafka", "grants"))
-    own = listed.split("User:community-c1\n", 1)[1].split("User:", 1)[0].strip().splitlines()
-    assert sorted(line.split() for line in own) == [["allow", "READ", "group", "community-c1-*"],
-                                                   ["allow", "READ", "topic", f"{prefix}.triage.c1"]]
+    granted = listed.split(f"User:{user}\n", 1)[1].split("User:", 1)[0].strip().splitlines()
+    assert sorted(line.split() for line in granted) == [["allow", "READ", "group", f"community-{own}-*"],
+                                                       ["allow", "READ", "topic", f"{prefix}.triage.{own}"]]
 
     community_env = {**secure_kafka.env_as(user, password), **env}
-    tail = _ok(_epiflow(community_env, "queue", "tail", "c1", "--from-beginning", "--limit", "1", timeout=60))
-    assert "home_quarantine" in tail and "triage.c1" in tail
+    tail = _ok(_epiflow(community_env, "queue", "tail", own, "--from-beginning", "--limit", "1", timeout=60))
+    assert "home_quarantine" in tail and f"triage.{own}" in tail
 
     options = _options(community_env)
-    assert _read_assigned(options, topics["triage.c1"], group="community-c1-desk")
-    for forbidden in (topics["triage.c2"], topics["person-events"]):
+    group = f"community-{own}-desk"
+    assert _read_assigned(options, topics[f"triage.{own}"], group=group)
+    for forbidden in (topics[f"triage.{other}"], topics["person-events"]):
         with pytest.raises(TopicAuthorizationFailedError):
-            _read_assigned(options, forbidden, group="community-c1-desk")
+            _read_assigned(options, forbidden, group=group)
     with pytest.raises(GroupAuthorizationFailedError):
-        consumer = KafkaConsumer(topics["triage.c1"], **options, group_id="desk-of-c2", auto_offset_reset="earliest",
-                                 consumer_timeout_ms=5000)
+        consumer = KafkaConsumer(topics[f"triage.{own}"], **options, group_id=f"community-{other}-desk",
+                                 auto_offset_reset="earliest", consumer_timeout_ms=5000)
         list(consumer)
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_worker_with_its_grant_processes_simulated_inputs_end_to_end(
     secure_kafka: SecureKafka, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
