@@ -130,7 +130,7 @@ def write_access(path: Path) -> dict[str, str]:
     return tokens
 
 
-def start_worker(access_path: Path | None, **overrides: Any) -> RunningWorker:
+def start_worker(access_path: Path | None, ready_within: float = 60.0, **overrides: Any) -> RunningWorker:
     """Start a worker (memory:// unless `overrides` name a broker) with its web server on a free port,
     in a background thread."""
     from pipeline.settings import load_settings
@@ -147,8 +147,8 @@ def start_worker(access_path: Path | None, **overrides: Any) -> RunningWorker:
     async def build() -> Any:
         w = create_worker(settings)
         await w.app.start()
-        await asyncio.wait_for(w.agents.control_ready.wait(), 60)
+        await asyncio.wait_for(w.agents.control_ready.wait(), ready_within)
         return w
 
-    worker = asyncio.run_coroutine_threadsafe(build(), loop).result(90)
+    worker = asyncio.run_coroutine_threadsafe(build(), loop).result(ready_within + 30)
     return RunningWorker(f"http://127.0.0.1:{port}", tokens, worker, loop, thread)

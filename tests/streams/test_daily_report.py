@@ -116,13 +116,14 @@ def test_epiflow_report_on_the_embedded_broker_says_what_to_do_instead(tmp_path:
 
 
 @pytest.mark.kafka
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(420)
 def test_epiflow_report_on_kafka_gives_the_figures_of_the_page(kafka_bootstrap: str, tmp_path: Path) -> None:
     from tests.streams.conftest import _delete_kafka_topics
 
     prefix = f"t-report-{uuid.uuid4().hex[:8]}"
     broker = f"kafka://{kafka_bootstrap}"
-    worker = start_worker(tmp_path / "access.toml", broker=broker, topic_prefix=prefix, insecure_demo_secret=True)
+    worker = start_worker(tmp_path / "access.toml", ready_within=180, broker=broker, topic_prefix=prefix,
+                          insecure_demo_secret=True)  # a fresh worker declares ~190 queue topics on the shared broker
     try:
         for where in (COMMUNITY_A, COMMUNITY_B, COMMUNITY_B):
             status, _ = worker.call("POST", "/api/checkpoints/cp-01/scans", scan(where=where), token=worker.tokens["checkpoint"])
