@@ -335,19 +335,19 @@ def _transient(error: BaseException) -> bool:
 
 
 async def _acknowledged_once_handled(events: Sequence[Any], handling: Awaitable[None]) -> None:
-    """Await `handling` of a batch; if it does not finish (the agent cancelled or crashed), leave the batch unacknowledged.
+    """Await `handling` of a batch, holding one reference on each of its messages until it is done.
 
-    `take_events` acknowledges a batch when its generator closes, even when the agent stopped in the
-    middle of it (a worker shutting down). Marking its messages as already seen by the consumer turns
-    that acknowledgement into a no-op: their offsets are never committed, so the records are read
-    again after the restart or the next rebalance.
+    `take_events` acknowledges a batch as its generator closes, and Faust closes it when the stream
+    stops, even while the agent is still in the middle of the batch (a worker shutting down). With the
+    reference held, that acknowledgement leaves each message pending; the reference is let go only
+    once the batch was handled, so a batch that was not is never committed and is read again after
+    the restart.
     """
-    try:
-        await handling
-    except BaseException:
-        for event in events:
-            event.message.acked = True
-        raise
+    for event in events:
+        event.message.incref()
+    await handling
+    for event in events:
+        event.message.decref()
 
 
 def _is_reevaluation(headers: Any) -> bool:
