@@ -27,6 +27,7 @@ from pipeline.reports import DailyReports, daily_reports, zone_label
 from pipeline.settings import Settings
 from streams.access import Denied
 from streams.api import gate_of, problem
+from streams.pages import page_lang
 from streams.topics import INPUT_KINDS
 
 __all__ = ["ReportInputs", "build_report", "quiet_kafka_logs", "read_report_inputs", "register_report_views"]
@@ -189,7 +190,7 @@ def register_report_views(app: Any, agents: Any) -> None:
             except ValueError:
                 return problem(400, f"date was {raw!r} but is expected to be YYYY-MM-DD",
                                [{"field": "date", "problem": "not a YYYY-MM-DD date"}])
-            lang: Literal["zh", "en"] = "en" if request.query.get("lang") == "en" else "zh"
+            lang: Literal["zh", "en"] = "en" if page_lang(request) == "en" else "zh"
             inputs = await asyncio.get_running_loop().run_in_executor(None, read_report_inputs, rt.settings)
             inputs.rules_version = rt.rules_version or inputs.rules_version
             names = {} if rt.rules is None else {

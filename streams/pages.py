@@ -26,7 +26,7 @@ from streams.agents import Agents
 from streams.api import community_cases, dashboard_data, gate_of, map_levels_of, recovering
 from streams.runtime import utc_now
 
-__all__ = ["register_pages"]
+__all__ = ["LANG_COOKIE", "page_lang", "register_pages"]
 
 _HERE = Path(__file__).resolve().parent
 _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(_HERE / "templates"), autoescape=True)
@@ -35,7 +35,7 @@ _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(_HERE / "templates"), a
 LANG_COOKIE = "epiflow_lang"
 
 
-def _lang(request: Any) -> str:
+def page_lang(request: Any) -> str:
     """`?lang=zh|en` if given, else the remembered choice, else Chinese."""
     asked = request.query.get("lang")
     if asked in ("zh", "en"):
@@ -52,7 +52,7 @@ def _local(value: str | None, zone: Any, with_date: bool = True) -> str:
 
 
 def _html(name: str, status: int = 200, request: Any = None, zone: Any = None, **context: Any) -> aioweb.Response:
-    lang = _lang(request) if request is not None else "zh"
+    lang = page_lang(request) if request is not None else "zh"
     now = utc_now()
 
     def t(zh: str, en: str) -> str:
@@ -62,9 +62,9 @@ def _html(name: str, status: int = 200, request: Any = None, zone: Any = None, *
         context.update(zone_label=zone_label(zone, now, lang), zone_key=zone.key,
                        local=lambda v, with_date=True: _local(v, zone, with_date))
     other = "en" if lang == "zh" else "zh"
-    path = request.path if request is not None else "/"
+    switch = str(request.rel_url.update_query(lang=other)) if request is not None else f"/?lang={other}"
     response = aioweb.Response(
-        text=_ENV.get_template(name).render(lang=lang, t=t, switch_href=f"{path}?lang={other}", **context),
+        text=_ENV.get_template(name).render(lang=lang, t=t, switch_href=switch, **context),
         status=status, content_type="text/html")
     if request is not None and request.query.get("lang") in ("zh", "en"):
         response.set_cookie(LANG_COOKIE, lang, max_age=365 * 24 * 3600, samesite="Lax", path="/")
@@ -155,7 +155,7 @@ def register_pages(app: faust.App, agents: Agents) -> None:
             except Denied as exc:
                 return _refused(request, exc)
             data = dashboard_data(agents)
-            lang = _lang(request)
+            lang = page_lang(request)
             levels = map_levels_of(agents)
             names = {level.colour: level.name.zh if lang == "zh" else level.name.en for level in levels.levels}
             communities = list(rt.communities)

@@ -106,6 +106,7 @@
     set("overdue-count", d.overdue.length);
     set("updated", clock.format(new Date()));
     document.getElementById("overdue-none").hidden = d.overdue.length > 0;
+    document.getElementById("overdue").hidden = d.overdue.length === 0;
     document.getElementById("overdue-more").hidden = d.overdue.length <= 20;
     rows("overdue", d.overdue.slice(0, 20), function (tr, o) {
       cell(tr, o.community_name, null, community(o.community));
