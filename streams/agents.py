@@ -18,7 +18,16 @@ from typing import Any
 import faust
 import orjson
 
-from pipeline.cases import Case, apply_case_event, escalate, open_case, overdue, update_from_message
+from pipeline.cases import (
+    Case,
+    apply_case_event,
+    case_from_bytes,
+    case_to_bytes,
+    escalate,
+    open_case,
+    overdue,
+    update_from_message,
+)
 from pipeline.errors import RejectedEvent
 from pipeline.events import CaseEvent, DeadLetter, PersonEvent, TriageMessage
 from pipeline.ingest import person_event_records
@@ -78,8 +87,8 @@ class Agents:
     control_ready: asyncio.Event = field(default_factory=asyncio.Event)
     regions_loaded: bool = False
     queues_declared: bool = False
-    awaiting: dict[str, Case] = field(default_factory=dict)
-    _escalating: set[str] = field(default_factory=set)
+    awaiting: dict[bytes, float] = field(default_factory=dict)
+    _escalating: set[bytes] = field(default_factory=set)
 
     async def send(self, topic: Any, key: bytes | None, value: bytes) -> Awaitable[Any]:
         """Hand a record to the producer directly (the hot paths skip Faust's per-message channel
@@ -214,26 +223,33 @@ class Agents:
         return await self._put_case(updated, message)
 
     async def _put_case(self, case: Case, message: TriageMessage | dict[str, Any]) -> Awaitable[Any]:
-        delivery = await self.cases.put(case.case_id.encode(), case_record(case, message))
-        self._track(case)
+        key = case.case_id.encode()
+        delivery = await self.cases.put(key, case_record(case, message))
+        self._track(case, key)
         return delivery
 
-    def _track(self, case: Case) -> None:
-        """Keep the in-memory list of cases still waiting to be accepted (what the escalation timer scans)."""
-        if case.accepted_at is None and case.escalated_at is None and case.is_open and case.action != "clear":
-            self.awaiting[case.case_id] = case
+    def _track(self, case: Case, key: bytes) -> None:
+        """Keep the due time of every case still waiting to be accepted (what the escalation timer scans).
+
+        A float under the table's own key per case, not the case: the timer reads a case back once it is due.
+        """
+        if case.accepted_at is None and case.escalated_at is None and case.is_open and case.action != "clear" \
+                and case.due_at is not None:
+            self.awaiting[key] = case.due_at.timestamp()
         else:
-            self.awaiting.pop(case.case_id, None)
+            self.awaiting.pop(key, None)
+            self._escalating.discard(key)
 
     async def escalate_overdue(self) -> None:
         """Send an `escalated` case event for every local case not accepted by its due time."""
         now = self.runtime.clock()
-        for case in overdue(list(self.awaiting.values()), now):
-            if case.case_id in self._escalating:
-                continue
-            self._escalating.add(case.case_id)
+        cut = now.timestamp()
+        due = [key for key, at in self.awaiting.items() if at <= cut and key not in self._escalating]
+        for case in overdue([read_case(raw)[0] for raw in map(self.cases.get, due) if raw], now):
+            key = case.case_id.encode()
+            self._escalating.add(key)
             _, event = escalate(case, now)
-            await self.topics.case_events.send(key=case.case_id.encode(), value=event.model_dump_json().encode())
+            await self.topics.case_events.send(key=key, value=event.model_dump_json().encode())
 
     def local_cases(self) -> list[tuple[Case, dict[str, Any]]]:
         """Every case this worker holds, with the latest triage message of its episode."""
@@ -242,13 +258,11 @@ class Agents:
 
 def case_record(case: Case, message: TriageMessage | dict[str, Any]) -> bytes:
     """Cases-table value: the case and the latest triage message of its episode (for the queue pages)."""
-    shown = message.model_dump(mode="json") if isinstance(message, TriageMessage) else message
-    return orjson.dumps({"case": case.model_dump(mode="json"), "message": shown})
+    return case_to_bytes(case, message)
 
 
 def read_case(raw: bytes) -> tuple[Case, dict[str, Any]]:
-    record = orjson.loads(raw)
-    return Case.model_validate(record["case"]), record["message"]
+    return case_from_bytes(raw)
 
 
 def _escalation_body(case: Case, message: dict[str, Any], event: CaseEvent) -> bytes:
@@ -339,8 +353,9 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
 
     @cases.on_recover
     async def rebuild_awaiting() -> None:
-        for case, _ in agents.local_cases():
-            agents._track(case)
+        for key, raw in list(cases.items()):
+            if raw:
+                agents._track(read_case(raw)[0], key)
 
     @persons.on_recover
     async def rebuild_places() -> None:
