@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EPIFLOW_REQUIRE_KAFKA ?= 1
 PYTEST_ARGS ?=
+# e.g. make demo DEMO_ARGS="--duration 30" (options of `epiflow demo --help`)
+DEMO_ARGS ?=
 
 export EPIFLOW_REQUIRE_KAFKA
 
@@ -20,7 +22,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/epiflow demo
+	$(VENV)/bin/epiflow demo $(DEMO_ARGS)
 
 # Everything, including the real Kafka broker (started on demand from Kafka's own jars).
 # pytest's exit code 5 ("no tests collected") is a failure like any other.

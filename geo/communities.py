@@ -19,17 +19,21 @@ __all__ = ["Community", "CommunityIndex"]
 
 @dataclass(frozen=True)
 class Community:
-    """A community: its code (the routing key), name, the street it belongs to, and its outline."""
+    """A community: its code (the routing key), name, the street it belongs to, its outline and residents."""
 
     code: str
     name: str
     street: str
     geometry: BaseGeometry
+    population: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.code, str) or not self.code:
             raise GeoValueError(f"community code is {self.code!r}, expected a non-empty string")
         _check_polygonal(self.geometry, f"community {self.code!r}")
+        if self.population is not None and (isinstance(self.population, bool) or not isinstance(self.population, int)
+                                            or self.population < 0):
+            raise GeoValueError(f"community {self.code!r}: population is {self.population!r}, expected an int >= 0")
 
 
 class CommunityIndex:

@@ -62,6 +62,9 @@ class _Projection:
         self.scale = (width - 2 * _PAD) / span_x
         self.height = (maxy - miny) * self.scale + 2 * _PAD
 
+    def xy(self, lon: float, lat: float) -> tuple[float, float]:
+        return (lon - self.minx) * self.kx * self.scale + _PAD, (self.maxy - lat) * self.scale + _PAD
+
     def path(self, geom: BaseGeometry) -> str:
         parts = []
         for ring in shapely.get_rings(shapely.get_parts(geom)).tolist():
@@ -79,12 +82,17 @@ def community_map_svg(
     regions: Iterable[Region] | None = None,
     link: str = "/communities/{code}",
     width: int = 800,
+    labels: Mapping[str, str] | None = None,
+    label: str = "community risk map",
+    show_names: bool = False,
 ) -> str:
     """Communities filled on the red/orange/yellow/blue/green scale, optionally with risk-region outlines.
 
     `values` maps community code -> colour name or severity int (0 green .. 4+ red); communities
     without a value are green. Each polygon carries a `<title>` tooltip and `data-code`, and is
-    wrapped in a link built from `link` (with `{code}`).
+    wrapped in a link built from `link` (with `{code}`). `labels` names each colour in the legend and
+    the tooltips (e.g. `{"red": "高风险"}`); `label` is the image's accessible name; `show_names`
+    writes each area's name on it (for a map of a few large areas, such as streets).
     """
     items = list(communities)
     if not isinstance(width, int) or isinstance(width, bool) or width < 50:
@@ -94,20 +102,23 @@ def community_map_svg(
     if not items:
         raise GeoValueError("communities is empty, expected at least one community to draw")
     colours = {code: colour_of(v) for code, v in values.items()}
+    names = {**COLOUR_LABEL, **(labels or {})}
     bounds = shapely.total_bounds(np.array([c.geometry for c in items], dtype=object))
     proj = _Projection(tuple(bounds.tolist()), float(width))
     height = proj.height + _LEGEND_H
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height:.0f}" '
-        f'width="{width}" height="{height:.0f}" role="img" aria-label="community risk map">',
+        f'width="{width}" height="{height:.0f}" role="img" aria-label="{escape(label)}">',
         "<style>.community{stroke:#ffffff;stroke-width:0.8}.community:hover{stroke:#222;stroke-width:1.6}"
         ".risk-region{fill:none;stroke-width:1.2;stroke-dasharray:3 2}"
-        ".legend{font:11px sans-serif;fill:#333}</style>",
+        ".names{font:bold 16px \"Noto Sans CJK SC\",\"PingFang SC\",\"Microsoft YaHei\",sans-serif;fill:#111;"
+        "paint-order:stroke;stroke:#fff;stroke-width:3px;pointer-events:none}"
+        ".legend{font:11px \"Noto Sans CJK SC\",\"PingFang SC\",\"Microsoft YaHei\",sans-serif;fill:#333}</style>",
         '<g class="communities">',
     ]
     for c in items:
         colour = colours.get(c.code, "green")
-        title = f"{c.name} ({c.code}), {c.street}: {COLOUR_LABEL[colour]}"
+        title = f"{c.name} ({c.code}), {c.street}: {names[colour]}" if c.code != c.street else f"{c.name}: {names[colour]}"
         href = link.replace("{code}", c.code)
         out.append(
             f'<a href="{escape(href)}"><path class="community" data-code="{escape(c.code)}" '
@@ -115,6 +126,13 @@ def community_map_svg(
             f'd="{proj.path(c.geometry)}"><title>{escape(title)}</title></path></a>'
         )
     out.append("</g>")
+    if show_names:
+        out.append('<g class="names">')
+        for c in items:
+            point = c.geometry.representative_point()
+            x, y = proj.xy(point.x, point.y)
+            out.append(f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="middle">{escape(c.name)}</text>')
+        out.append("</g>")
     if regions is not None:
         view = shapely.box(*bounds)
         out.append('<g class="risk-regions">')
@@ -141,7 +159,7 @@ def community_map_svg(
         x = i * 90
         out.append(
             f'<rect x="{x}" y="0" width="12" height="12" fill="{COLOUR_HEX[colour]}"/>'
-            f'<text x="{x + 16}" y="10">{colour}</text>'
+            f'<text x="{x + 16}" y="10">{escape(names[colour] if labels else colour)}</text>'
         )
     out.append("</g></svg>")
     return "\n".join(out)

@@ -186,6 +186,7 @@ _PLACE_WORDS = list(
     "翠文古西灵北留转蒋嘉桂竹丰学松金玉梅兰荷春秋华新明德安康和平锦绣景瑞祥云溪湖山水林园苑庭"
 )
 _PLACE_SUFFIXES = ["小区", "花园", "新村", "公寓", "家园", "村", "苑", "大厦"]
+_POPULATION_STREAM = 14
 _STREETS = [
     "翠苑街道",
     "文新街道",
@@ -314,6 +315,12 @@ def _districts(rng: np.random.Generator, n_communities: int) -> tuple[BaseGeomet
     return outline, communities
 
 
+def _add_population(rng: np.random.Generator, communities: list[dict[str, Any]]) -> None:
+    """Residents per community (2,000 to 12,000, in tens), from their own random stream so the shapes stay put."""
+    for community in communities:
+        community["population"] = int(rng.integers(200, 1201)) * 10
+
+
 def _unique_names(rng: np.random.Generator, n: int, qualifiers: list[str], suffix: str) -> list[str]:
     """`n` distinct names: two place words, a qualifier, a suffix."""
     pairs = [a + b for a in _PLACE_WORDS for b in _PLACE_WORDS if a != b]
@@ -432,6 +439,7 @@ def make_sample(
         )
     rng = np.random.default_rng(seed)
     outline, communities = _districts(rng, n_communities)
+    _add_population(np.random.default_rng([seed, _POPULATION_STREAM]), communities)
     regions = _regions(rng, n_regions, communities, n_in_district)
     return SampleGeography(outline, communities, regions, _checkpoints(outline))
 

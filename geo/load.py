@@ -271,7 +271,7 @@ def load_regions(path: str | Path) -> list[Region]:
 
 
 def load_communities(path: str | Path) -> list[Community]:
-    """Communities from a vector file (properties code, name, street)."""
+    """Communities from a vector file (properties code, name, street, and optionally population)."""
     p = str(path)
     frame = _read(path, CommunityFileError)
     codes = frame["code"].tolist() if "code" in frame.columns else [None] * len(frame)
@@ -281,10 +281,26 @@ def load_communities(path: str | Path) -> list[Community]:
     geoms = _checked_geometries(frame.geometry.to_numpy(), p, codes, CommunityFileError)
     names = frame["name"].tolist()
     streets = frame["street"].tolist()
+    people = frame["population"].tolist() if "population" in frame.columns else [None] * len(frame)
     return [
-        Community(code=codes[i], name=_text(names[i]), street=_text(streets[i]), geometry=geoms[i])
+        Community(code=codes[i], name=_text(names[i]), street=_text(streets[i]), geometry=geoms[i],
+                  population=_population(people[i], p, i, codes[i]))
         for i in range(len(frame))
     ]
+
+
+def _population(value: Any, path: str, index: int, code: str) -> int | None:
+    """A community's residents: a whole number >= 0, or None when the file does not say."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+        raise CommunityFileError(
+            f"{_where(path, index, code)}: population is {value!r}, expected a whole number >= 0",
+            path=path, index=index, feature_id=code, problem="population",
+        )
+    return int(value)
 
 
 def load_checkpoints(path: str | Path) -> list[Checkpoint]:

@@ -33,6 +33,7 @@ __all__ = [
     "backtest",
     "load_scenarios",
     "run_scenarios",
+    "scenarios_for",
 ]
 
 _SECRET = b"epiflow-scenario-secret"
@@ -93,6 +94,16 @@ def _expect_keys(item: Any, allowed: set[str], required: set[str], where: str) -
     if missing:
         raise RulesError(f"{where}: missing key {missing[0]!r}")
     return item
+
+
+def scenarios_for(rules_path: str | Path, rules: Rules) -> Path:
+    """The scenario file of a rules file: the one its `scenarios:` key names (relative to the rules file),
+    else `<name>.tests.yaml` beside it (`rules.yaml` → `rules.tests.yaml`)."""
+    path = Path(rules_path)
+    named = rules.document.scenarios
+    if named is None:
+        return path.with_name(f"{path.stem}.tests.yaml")
+    return Path(named) if Path(named).is_absolute() else path.parent / named
 
 
 def load_scenarios(path: str | Path) -> ScenarioFile:

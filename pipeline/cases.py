@@ -2,13 +2,15 @@
 
 Pure functions over a frozen `Case`; the streaming layer's case agent stores cases and publishes the
 `CaseEvent`s these functions return. A case not accepted by `due_at` is escalated to its street.
+A case follows its person: a raised or lowered action is a new demand on the community (due within the
+new action's acceptance window, counted from the message), and a clear closes the case.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import orjson
@@ -16,10 +18,14 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from pipeline.errors import CaseError
 from pipeline.events import CaseEvent, Reason, TriageMessage
+from pipeline.rules import CLEAR
 
 __all__ = [
+    "CLEARED_BY_RULES",
     "Case",
+    "CaseStatus",
     "apply_case_event",
+    "case_for_message",
     "case_from_bytes",
     "case_to_bytes",
     "escalate",
@@ -27,6 +33,11 @@ __all__ = [
     "overdue",
     "update_from_message",
 ]
+
+CaseStatus = Literal["open", "accepted", "resolved", "closed"]
+#: Why a case closed when the rules cleared its person (nobody resolved it).
+CLEARED_BY_RULES = "cleared by rules"
+_BY = "epiflow"
 
 
 class Case(BaseModel):
@@ -46,10 +57,18 @@ class Case(BaseModel):
     resolved_at: AwareDatetime | None = None
     escalated_at: AwareDatetime | None = None
     notes: tuple[str, ...] = ()
+    closed_reason: str | None = None
 
     @property
     def is_open(self) -> bool:
         return self.resolved_at is None
+
+    @property
+    def status(self) -> CaseStatus:
+        """`closed` when the rules closed it, `resolved` when the community did, else `accepted` or `open`."""
+        if self.resolved_at is not None:
+            return "closed" if self.closed_reason else "resolved"
+        return "accepted" if self.accepted_at is not None else "open"
 
 
 def open_case(message: TriageMessage, street: str | None) -> Case:
@@ -68,17 +87,52 @@ def open_case(message: TriageMessage, street: str | None) -> Case:
     )
 
 
-def update_from_message(case: Case, message: TriageMessage) -> Case:
-    """A later message of the same episode: the action changed (raised, lowered or cleared)."""
+def update_from_message(case: Case, message: TriageMessage, street: str | None = None, *, clear_action: str = CLEAR) -> Case:
+    """A later message of the same episode: the action was raised, lowered or cleared, or the person moved.
+
+    A clear closes the case (`closed`, reason "cleared by rules"). A raised or lowered action reopens it
+    as a new demand: due at the message's due time (the new action's window from the message's time),
+    to be accepted again and escalated again when it is not. A move changes the community and street only.
+    Applying the same message twice changes nothing the second time.
+    """
     if message.case_id != case.case_id:
         raise CaseError(f"message {message.message_id!r} is for case {message.case_id!r}, not {case.case_id!r}")
-    return case.model_copy(update={"action": message.action, "severity": message.severity, "community": message.community})
+    at = message.flagged_at
+    if message.action == clear_action:
+        if not case.is_open:
+            return case
+        return case.model_copy(update={
+            "action": message.action, "severity": message.severity, "due_at": None, "resolved_at": at,
+            "closed_reason": CLEARED_BY_RULES, "notes": case.notes + (f"{at.isoformat()} {_BY}: {CLEARED_BY_RULES}",),
+        })
+    moved = {"community": message.community, "street": street if street is not None else case.street}
+    if message.action == case.action:
+        return case.model_copy(update=moved)
+    change = "raised" if message.severity > case.severity else "lowered"
+    due = message.due_at.isoformat() if message.due_at is not None else "no deadline"
+    note = f"{at.isoformat()} {_BY}: {change} from {case.action} to {message.action}; due {due}"
+    return case.model_copy(update={
+        **moved, "action": message.action, "severity": message.severity, "due_at": message.due_at,
+        "accepted_at": None, "resolved_at": None, "escalated_at": None, "closed_reason": None,
+        "notes": case.notes + (note,),
+    })
+
+
+def case_for_message(
+    case: Case | None, message: TriageMessage, street: str | None, *, clear_action: str = CLEAR
+) -> Case | None:
+    """The case after a triage message: opened, updated, closed, or None (a clear with no case to close)."""
+    if case is None:
+        return None if message.action == clear_action else open_case(message, street)
+    return update_from_message(case, message, street, clear_action=clear_action)
 
 
 def apply_case_event(case: Case, event: CaseEvent) -> Case:
     """Fold one lifecycle step into the case; repeating a step keeps its first time (idempotent)."""
     if event.case_id != case.case_id:
         raise CaseError(f"case event for {event.case_id!r} applied to case {case.case_id!r}")
+    if event.kind in ("accepted", "escalated") and not case.is_open:
+        return case
     if event.kind == "accepted":
         if case.accepted_at is not None:
             return case

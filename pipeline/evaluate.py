@@ -7,7 +7,6 @@ Every record goes through a `pipeline.ingest.Observer` (which validates exactly 
 
 from __future__ import annotations
 
-import base64
 import gc
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -21,7 +20,7 @@ from geo.communities import CommunityIndex
 from geo.regions import RiskIndex
 from pipeline.errors import PipelineError, RejectedEvent
 from pipeline.events import DeadLetter
-from pipeline.ingest import Observer
+from pipeline.ingest import Observer, dead_letter
 from pipeline.rules import Rules
 from pipeline.state import Observation, PersonState, states_of
 from pipeline.triage import Verdict, evaluate_many
@@ -63,21 +62,8 @@ def read_lines(path: Path) -> Iterator[bytes]:
 
 
 def dead_letter_for(raw: bytes, error: RejectedEvent, source: str, offset: int, at: datetime) -> DeadLetter:
-    """A dead letter carrying the original bytes (UTF-8, or base64 when they are not text)."""
-    try:
-        payload, encoding = raw.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        payload, encoding = base64.b64encode(raw).decode("ascii"), "base64"
-    return DeadLetter(
-        source_topic=source,
-        partition=0,
-        offset=offset,
-        reason=error.reason,
-        detail=error.detail,
-        payload=payload,
-        payload_encoding=encoding,
-        at=at,
-    )
+    """The dead letter the worker would write for this record (payload masked the same way; offset = line index)."""
+    return dead_letter(raw, error.reason, error.detail, source_topic=source, partition=0, offset=offset, at=at)
 
 
 def build_states(

@@ -262,6 +262,8 @@ class TriageMessage(_Strict):
     rules_version: str
     flagged_at: AwareDatetime
     source_event_ids: list[str]
+    #: the address the person declared as destination, for the community's visit ("" when none was declared)
+    address: str = ""
 
 
 class CaseEvent(_Strict):
@@ -298,11 +300,12 @@ class RegionProperties(_Strict):
 
 
 class CommunityProperties(_Strict):
-    """Properties of a community GeoJSON Feature."""
+    """Properties of a community GeoJSON Feature (`population`: residents, for the map's per-1,000 levels)."""
 
     code: Text
     name: Text
     street: Text
+    population: Annotated[int, Field(ge=0)] | None = None
 
 
 def occurred_at(event: Declaration | CheckpointScan | NatResult) -> datetime:

@@ -7,6 +7,8 @@ results and the live pipeline validate identically. Anything unusable raises `Re
 
 from __future__ import annotations
 
+import base64
+import re
 from datetime import UTC, date, datetime, timedelta
 
 import msgspec
@@ -18,6 +20,7 @@ from pipeline.errors import RejectedEvent
 from pipeline.events import (
     INPUT_ADAPTER,
     CheckpointScan,
+    DeadLetter,
     Declaration,
     DeclarationPayload,
     NatPayload,
@@ -29,10 +32,25 @@ from pipeline.events import (
 from pipeline.identity import birth_date_of, check_id, mask_id, person_key, redact_ids
 from pipeline.state import Observation, Place, declaration_parts, nat_of, observation_of, scan_places
 
-__all__ = ["MAX_FUTURE_SKEW", "Observer", "describe_validation_error", "ingest", "parse_input", "person_event_records"]
+__all__ = [
+    "DEAD_LETTER_DETAIL_LIMIT",
+    "DEAD_LETTER_PAYLOAD_LIMIT",
+    "MAX_FUTURE_SKEW",
+    "Observer",
+    "dead_letter",
+    "dead_letter_payload",
+    "describe_validation_error",
+    "ingest",
+    "parse_input",
+    "person_event_records",
+]
 
 #: Events stamped further ahead than this are refused as clock errors.
 MAX_FUTURE_SKEW = timedelta(minutes=10)
+#: A dead letter keeps at most this many bytes of the original record, and this many characters of detail.
+DEAD_LETTER_PAYLOAD_LIMIT = 64 * 1024
+DEAD_LETTER_DETAIL_LIMIT = 2000
+_ID_LIKE_BYTES = re.compile(rb"(?<![0-9])([1-9][0-9]{2})[0-9]{11}([0-9]{3}[0-9Xx])(?![0-9A-Za-z])")
 
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -53,6 +71,30 @@ def describe_validation_error(error: ValidationError) -> tuple[str, str]:
             reason = "coordinates"
     detail = "; ".join(f"{'.'.join(str(p) for p in problem['loc'][1:]) or '(document)'}: {problem['msg']}" for problem in problems)
     return reason, detail
+
+
+def dead_letter_payload(value: bytes | None) -> tuple[str, str]:
+    """(payload, encoding) of a dead letter: UTF-8 text when the bytes are, else base64, cut at 64 KiB.
+
+    Anything shaped like a resident ID number is masked first (`110***********002X`): dead letters are read
+    by operators, on the topic and in the files `epiflow evaluate --dead-letters` writes.
+    """
+    raw = _ID_LIKE_BYTES.sub(rb"\1***********\2", (value or b"")[:DEAD_LETTER_PAYLOAD_LIMIT])
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return base64.b64encode(raw).decode("ascii"), "base64"
+
+
+def dead_letter(
+    value: bytes | None, reason: str, detail: str, *, source_topic: str, partition: int, offset: int, at: datetime
+) -> DeadLetter:
+    """The dead letter of a record that could not be used: where it came from, why, and its masked payload."""
+    payload, encoding = dead_letter_payload(value)
+    return DeadLetter(
+        source_topic=source_topic, partition=partition, offset=offset, reason=reason,
+        detail=redact_ids(detail[:DEAD_LETTER_DETAIL_LIMIT]), payload=payload, payload_encoding=encoding, at=at,
+    )
 
 
 def parse_input(raw: bytes | str) -> Declaration | CheckpointScan | NatResult:

@@ -6,9 +6,10 @@ and messages (from its tables or the topics) and renders or writes what these fu
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,13 +22,17 @@ from pipeline.errors import PipelineError
 
 __all__ = [
     "DailyReports",
+    "UNASSIGNED",
+    "UNASSIGNED_STREET",
     "QueueRow",
     "colour_for",
     "community_colours",
+    "is_open",
+    "is_overdue",
     "daily_reports",
     "district_summary",
     "queue_rows",
-    "reports_html",
+    "zone_label",
 ]
 
 _COLOURS = ("green", "blue", "yellow", "orange", "red")
@@ -77,10 +82,14 @@ class QueueRow:
     status: str
     overdue: bool
     seconds_left: float | None
+    action_text_en: str = ""
+    address: str = ""
+    zone: ZoneInfo | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The row as JSON; every time in the display zone (`zone`), with its offset."""
         def iso(t: datetime | None) -> str | None:
-            return None if t is None else t.isoformat()
+            return _in(self.zone, t)
 
         return {
             "case_id": self.case_id, "community": self.community, "street": self.street, "name": self.name,
@@ -88,16 +97,51 @@ class QueueRow:
             "severity": self.severity, "reasons": list(self.reasons), "opened_at": iso(self.opened_at),
             "due_at": iso(self.due_at), "accepted_at": iso(self.accepted_at), "resolved_at": iso(self.resolved_at),
             "escalated_at": iso(self.escalated_at), "notes": list(self.notes), "status": self.status,
-            "overdue": self.overdue, "seconds_left": self.seconds_left,
+            "overdue": self.overdue, "seconds_left": self.seconds_left, "action_text_en": self.action_text_en,
+            "address": self.address,
         }
 
 
 def _status(case: Case) -> str:
-    if case.resolved_at is not None:
-        return "resolved"
-    if case.accepted_at is not None:
-        return "accepted"
-    return "open"
+    return case.status
+
+
+def is_open(case: Case) -> bool:
+    """Still to be handled: neither resolved nor closed (a case the rules cleared is closed)."""
+    return _status(case) in ("open", "accepted")
+
+
+def is_overdue(case: Case, now: datetime) -> bool:
+    """Open, not yet accepted, and past its due time."""
+    return _status(case) == "open" and case.due_at is not None and case.due_at <= now
+
+
+#: How pages and reports name the queue of places outside every community, and its "street".
+UNASSIGNED = {"unassigned": "辖区外（未分配）"}
+UNASSIGNED_STREET = "辖区外"
+
+_ZONE_NAMES = {"Asia/Shanghai": ("北京时间", "Beijing time")}
+
+
+def zone_label(zone: ZoneInfo, at: datetime, lang: str = "zh") -> str:
+    """The display zone as pages label it, e.g. `北京时间 (UTC+08:00)`."""
+    _check_aware(at)
+    offset = at.astimezone(zone).strftime("%z")
+    sign = f"UTC{offset[:3]}:{offset[3:]}"
+    zh, en = _ZONE_NAMES.get(zone.key, (zone.key, zone.key))
+    return f"{zh if lang == 'zh' else en} ({sign})"
+
+
+def _in(zone: ZoneInfo | None, t: datetime | None) -> str | None:
+    if t is None:
+        return None
+    return (t.astimezone(zone) if zone is not None else t).isoformat()
+
+
+def _address(message: Mapping[str, Any]) -> str:
+    """The destination address the person declared, as the triage message carries it ("" when none)."""
+    value = message.get("address")
+    return value if isinstance(value, str) else ""
 
 
 def queue_rows(
@@ -106,19 +150,23 @@ def queue_rows(
     *,
     full_phone: bool,
     action_texts: Mapping[str, str] | None = None,
+    action_texts_en: Mapping[str, str] | None = None,
+    zone: ZoneInfo | None = None,
 ) -> list[QueueRow]:
     """Cases with their latest triage message → queue rows: open (by due time) first, then by newest.
 
-    `full_phone` only for the owning community; everyone else sees `138****8000`.
+    `full_phone` only for the owning community; everyone else sees `138****8000`. `action_texts` are
+    the rules' Chinese texts, `action_texts_en` the English ones; times are shown in `zone`.
     """
     _check_aware(now)
     texts = action_texts or {}
+    texts_en = action_texts_en or {}
     rows = []
     for case, message in cases:
         phone = str(message.get("phone", ""))
-        late = case.due_at is not None and case.accepted_at is None and case.resolved_at is None and case.due_at <= now
+        status = _status(case)
         left = None
-        if case.due_at is not None and case.accepted_at is None and case.resolved_at is None:
+        if case.due_at is not None and status == "open":
             left = (case.due_at - now).total_seconds()
         rows.append(QueueRow(
             case_id=case.case_id, community=case.community, street=case.street, name=str(message.get("name", "")),
@@ -126,16 +174,18 @@ def queue_rows(
             action=case.action, action_text=texts.get(case.action, case.action), severity=case.severity,
             reasons=tuple(str(r.get("text", "")) for r in message.get("reasons", []) if isinstance(r, Mapping)),
             opened_at=case.opened_at, due_at=case.due_at, accepted_at=case.accepted_at, resolved_at=case.resolved_at,
-            escalated_at=case.escalated_at, notes=case.notes, status=_status(case),
-            overdue=late or case.escalated_at is not None and case.accepted_at is None and case.resolved_at is None,
-            seconds_left=left,
+            escalated_at=case.escalated_at, notes=case.notes, status=status,
+            overdue=is_overdue(case, now) or case.escalated_at is not None and status == "open",
+            seconds_left=left, action_text_en=texts_en.get(case.action, case.action), address=_address(message),
+            zone=zone,
         ))
     far = now + timedelta(days=3650)
 
     def order(row: QueueRow) -> tuple:
-        if row.resolved_at is None:
+        if row.status in ("open", "accepted"):
             return (0, row.due_at or far, row.case_id)
-        return (1, -row.resolved_at.timestamp(), row.case_id)
+        done = row.resolved_at or row.opened_at
+        return (1, -done.timestamp(), row.case_id)
 
     return sorted(rows, key=order)
 
@@ -144,28 +194,66 @@ def community_colours(cases: Iterable[Case], max_severity: int) -> dict[str, str
     """Per community, the colour of its most severe open case (communities without one are absent)."""
     worst: dict[str, int] = {}
     for case in cases:
-        if case.resolved_at is None and case.severity > 0:
+        if is_open(case) and case.severity > 0:
             worst[case.community] = max(worst.get(case.community, 0), case.severity)
     return {code: colour_for(sev, max_severity) for code, sev in worst.items()}
 
 
-def district_summary(cases: Sequence[Case], now: datetime, max_severity: int) -> dict[str, Any]:
-    """Totals for the command centre: open cases by action and community, overdue cases, colours."""
+def district_summary(
+    cases: Sequence[Case],
+    now: datetime,
+    max_severity: int,
+    *,
+    zone: ZoneInfo | None = None,
+    messages: Mapping[str, Mapping[str, Any]] | None = None,
+    names: Mapping[str, str] | None = None,
+    streets: Mapping[str, str | None] | None = None,
+    action_texts: Mapping[str, str] | None = None,
+    top: int = 10,
+) -> dict[str, Any]:
+    """Totals for the command centre, from the cases table (durable, not counters of this run).
+
+    Open cases by action, by community (with `names`) and by street (each street with its communities,
+    most open first), the overdue cases themselves (community, masked ID from `messages` by case id,
+    action, due time in `zone`), and the map colours.
+    """
     _check_aware(now)
-    open_cases = [c for c in cases if c.resolved_at is None]
-    overdue = [
-        c for c in open_cases
-        if c.accepted_at is None and (c.escalated_at is not None or (c.due_at is not None and c.due_at <= now))
+    names = {**UNASSIGNED, **(names or {})}
+    streets = streets or {}
+    texts = action_texts or {}
+    messages = messages or {}
+    open_cases = [c for c in cases if is_open(c)]
+    overdue = [c for c in open_cases if is_overdue(c, now)]
+    late = Counter(c.community for c in overdue)
+    by_community = Counter(c.community for c in open_cases)
+
+    def street_of(code: str) -> str:
+        return streets.get(code) or UNASSIGNED_STREET
+
+    communities = [
+        {"code": code, "name": names.get(code, code), "street": street_of(code), "open": n, "overdue": late.get(code, 0)}
+        for code, n in sorted(by_community.items(), key=lambda kv: (-kv[1], kv[0]))
     ]
+    by_street: dict[str, dict[str, Any]] = {}
+    for row in communities:
+        entry = by_street.setdefault(row["street"], {"street": row["street"], "open": 0, "overdue": 0, "communities": []})
+        entry["open"] += row["open"]
+        entry["overdue"] += row["overdue"]
+        entry["communities"].append(row)
     return {
         "cases_total": len(cases),
         "cases_open": len(open_cases),
-        "cases_resolved": len(cases) - len(open_cases),
+        "cases_resolved": sum(1 for c in cases if _status(c) == "resolved"),
+        "cases_closed": sum(1 for c in cases if _status(c) == "closed"),
+        "cases_overdue": len(overdue),
         "open_by_action": dict(sorted(Counter(c.action for c in open_cases).items())),
-        "open_by_community": dict(sorted(Counter(c.community for c in open_cases).items())),
+        "open_by_community": dict(sorted(by_community.items())),
+        "top_communities": communities[:top],
+        "streets": sorted(by_street.values(), key=lambda s: (-s["open"], s["street"])),
         "overdue": [
-            {"case_id": c.case_id, "community": c.community, "street": c.street, "action": c.action,
-             "due_at": None if c.due_at is None else c.due_at.isoformat(),
+            {"case_id": c.case_id, "community": c.community, "community_name": names.get(c.community, c.community),
+             "street": c.street, "masked_id": str(messages.get(c.case_id, {}).get("masked_id", "")),
+             "action": c.action, "action_text": texts.get(c.action, c.action), "due_at": _in(zone, c.due_at),
              "minutes_late": None if c.due_at is None else round((now - c.due_at).total_seconds() / 60, 1)}
             for c in sorted(overdue, key=lambda c: (c.due_at or now, c.case_id))
         ],
@@ -175,12 +263,47 @@ def district_summary(cases: Sequence[Case], now: datetime, max_severity: int) ->
 
 @dataclass(frozen=True)
 class DailyReports:
-    """The three daily reports as frames, with the day they cover."""
+    """The daily report as frames and figures, with the day it covers and the moment it stands at.
+
+    `people`, `handling` (per street and community), `throughput` as before; `cases` one row per case
+    opened on the day (where it is now, its latest due time, its status at `as_of`); `streets` the
+    street subtotals; `totals` the district's figures; `hourly` cases opened per hour of the day.
+    """
 
     day: date
     people: pd.DataFrame
     handling: pd.DataFrame
     throughput: pd.DataFrame
+    cases: pd.DataFrame = field(default_factory=pd.DataFrame)
+    streets: pd.DataFrame = field(default_factory=pd.DataFrame)
+    totals: dict[str, Any] = field(default_factory=dict)
+    hourly: tuple[int, ...] = ()
+    as_of: datetime | None = None
+    zone: ZoneInfo | None = None
+
+    def figures(self) -> dict[str, Any]:
+        """The report's figures as JSON (what `epiflow report` and `/reports/daily?format=json` both give)."""
+        def clean(value: Any) -> Any:
+            if isinstance(value, float) and math.isnan(value):
+                return None
+            if hasattr(value, "item"):
+                return clean(value.item())
+            return value
+
+        streets = [{k: clean(v) for k, v in row.items()} for row in self.streets.to_dict("records")]
+        communities = [{k: clean(v) for k, v in row.items()} for row in self.handling.to_dict("records")]
+        return {
+            "day": self.day.isoformat(),
+            "as_of": None if self.as_of is None else _in(self.zone, self.as_of),
+            "totals": {k: clean(v) for k, v in self.totals.items()},
+            "streets": streets,
+            "communities": communities,
+            "hourly": list(self.hourly),
+        }
+
+
+_CASE_COLUMNS = ["street", "community", "name", "cases", "open", "overdue", "closed", "resolved",
+                 "accepted_in_time", "accepted_late", "median_minutes_to_accept", "median_minutes_to_resolve"]
 
 
 def _frame(records: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> pd.DataFrame:
@@ -196,6 +319,65 @@ def _on_day(series: pd.Series, day: date, zone: ZoneInfo) -> pd.Series:
     return stamps.dt.tz_convert(zone).dt.date == day
 
 
+def _stamps(series: pd.Series) -> pd.Series:
+    return pd.to_datetime(series, utc=True, errors="coerce", format="ISO8601")
+
+
+def _case_frame(msg: pd.DataFrame, events: pd.DataFrame, day: date, zone: ZoneInfo, as_of: datetime,
+                streets: Mapping[str, str | None], names: Mapping[str, str]) -> pd.DataFrame:
+    """One row per case opened on `day`: where it is now, its latest due time, and its steps up to `as_of` since
+    its latest raise or lower (which asks for a new acceptance, as `pipeline.cases` does)."""
+    cut = pd.Timestamp(as_of)
+    msg = msg.assign(flagged_at=_stamps(msg["flagged_at"]), due_at=_stamps(msg["due_at"]))
+    msg = msg[msg["flagged_at"].notna() & (msg["flagged_at"] <= cut)].sort_values("flagged_at", kind="stable")
+    raised = msg[msg["action"] != "clear"]
+    if not len(raised):
+        return pd.DataFrame(columns=["community", "opened_at", "due_at", "closed", "accepted", "resolved", "escalated"])
+    cases = raised.groupby("case_id").agg(opened_at=("flagged_at", "first"), due_at=("due_at", "last"),
+                                          last_raised=("flagged_at", "last"))
+    cases["community"] = msg.groupby("case_id")["community"].last()
+    clears = msg[msg["action"] == "clear"].groupby("case_id")["flagged_at"].last()
+    cases["closed"] = clears.reindex(cases.index)
+    cases.loc[cases["closed"].notna() & (cases["closed"] < cases["last_raised"]), "closed"] = pd.NaT
+    cases = cases[cases["opened_at"].dt.tz_convert(zone).dt.date == day]
+    events = events[events["at"].notna() & (events["at"] <= cut)]
+    since = events["case_id"].map(cases["last_raised"])
+    events = events[since.notna() & (events["at"] >= since)]  # a raise or lower asks to accept again
+    first = events.sort_values("at").groupby(["case_id", "kind"])["at"].first().unstack() if len(events) else pd.DataFrame()
+    for kind in ("accepted", "resolved", "escalated"):
+        column = first[kind] if kind in getattr(first, "columns", ()) else pd.Series(dtype="datetime64[ns, UTC]")
+        cases[kind] = pd.to_datetime(column.reindex(cases.index), utc=True)
+    cases["accepted"] = cases["accepted"].fillna(cases["resolved"])
+    cases["street"] = cases["community"].map(lambda c: streets.get(c) or UNASSIGNED_STREET)
+    cases["name"] = cases["community"].map(lambda c: names.get(c) or UNASSIGNED.get(c, c))
+    done = cases["resolved"].notna() | cases["closed"].notna()
+    cases["status"] = "open"
+    cases.loc[cases["accepted"].notna(), "status"] = "accepted"
+    cases.loc[cases["resolved"].notna(), "status"] = "resolved"
+    cases.loc[cases["closed"].notna() & cases["resolved"].isna(), "status"] = "closed"
+    cases["is_open"] = ~done
+    cases["overdue"] = (cases["status"] == "open") & cases["due_at"].notna() & (cases["due_at"] <= cut)
+    cases["in_time"] = cases["accepted"].notna() & (cases["due_at"].isna() | (cases["accepted"] <= cases["due_at"]))
+    cases["late"] = cases["accepted"].notna() & cases["due_at"].notna() & (cases["accepted"] > cases["due_at"])
+    cases["to_accept"] = (cases["accepted"] - cases["last_raised"]).dt.total_seconds() / 60
+    cases["to_resolve"] = (cases["resolved"] - cases["opened_at"]).dt.total_seconds() / 60
+    return cases
+
+
+def _subtotals(cases: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    if not len(cases):
+        return pd.DataFrame(columns=[*by, *[c for c in _CASE_COLUMNS if c not in ("street", "community", "name")]])
+    out = cases.groupby(by).agg(
+        cases=("status", "size"), open=("is_open", "sum"), overdue=("overdue", "sum"),
+        closed=("status", lambda s: int((s == "closed").sum())), resolved=("status", lambda s: int((s == "resolved").sum())),
+        accepted_in_time=("in_time", "sum"), accepted_late=("late", "sum"),
+        median_minutes_to_accept=("to_accept", "median"), median_minutes_to_resolve=("to_resolve", "median"),
+    ).reset_index()
+    for column in ("cases", "open", "overdue", "closed", "resolved", "accepted_in_time", "accepted_late"):
+        out[column] = out[column].astype(int)
+    return out.sort_values(["cases", *by], ascending=[False, *[True] * len(by)], ignore_index=True)
+
+
 def daily_reports(
     day: date,
     zone: ZoneInfo,
@@ -205,15 +387,25 @@ def daily_reports(
     dead_letters: Iterable[Mapping[str, Any]],
     inputs: Mapping[str, Sequence[datetime]],
     streets: Mapping[str, str | None],
+    names: Mapping[str, str] | None = None,
+    as_of: datetime | None = None,
 ) -> DailyReports:
     """People, case handling and throughput for `day` (in `zone`) from the topics' records.
 
     `messages` are triage messages (every community topic), `case_events` the lifecycle topic,
     `dead_letters` the dead-letter topic, `inputs` per input topic the record timestamps,
-    `streets` community code → street.
+    `streets` community code → street, `names` community code → name. Each case counts where it is
+    now (the community of its latest message) with its latest due time; it is overdue when, at
+    `as_of` (default: the end of `day`, or now if that is earlier), it is open, not accepted and past due.
     """
     if not isinstance(day, date):
         raise PipelineError(f"day was {day!r} but is expected to be a date")
+    end_of_day = datetime.combine(day + timedelta(days=1), datetime.min.time(), zone)
+    if as_of is None:
+        as_of = min(datetime.now(zone), end_of_day)
+    _check_aware(as_of)
+    as_of = min(as_of, end_of_day)
+    names = names or {}
     msg = _frame(messages, ["case_id", "person_key", "community", "action", "previous_action", "flagged_at", "due_at"])
     msg = msg[msg["case_id"].notna()]
     today = msg[_on_day(msg["flagged_at"], day, zone)] if len(msg) else msg
@@ -230,28 +422,10 @@ def daily_reports(
     )
 
     events = _frame(case_events, ["case_id", "kind", "at"])
-    events["at"] = pd.to_datetime(events["at"], utc=True, errors="coerce", format="ISO8601")
-    first = events.sort_values("at").groupby(["case_id", "kind"])["at"].first().unstack() if len(events) else pd.DataFrame()
-    opened = msg[msg["action"] != "clear"].copy()
-    opened["flagged_at"] = pd.to_datetime(opened["flagged_at"], utc=True, errors="coerce", format="ISO8601")
-    opened["due_at"] = pd.to_datetime(opened["due_at"], utc=True, errors="coerce", format="ISO8601")
-    cases = opened.sort_values("flagged_at").groupby("case_id").agg(
-        community=("community", "first"), opened_at=("flagged_at", "first"), due_at=("due_at", "first"))
-    cases = cases[cases["opened_at"].dt.tz_convert(zone).dt.date == day] if len(cases) else cases
-    for kind in ("accepted", "resolved", "escalated"):
-        cases[kind] = first[kind] if kind in getattr(first, "columns", ()) else pd.NaT
-        cases[kind] = pd.to_datetime(cases[kind], utc=True)
-    cases["accepted"] = cases["accepted"].fillna(cases["resolved"])
-    cases["street"] = cases["community"].map(lambda c: streets.get(c) or "unassigned")
-    cases["on_time"] = cases["accepted"].notna() & (cases["due_at"].isna() | (cases["accepted"] <= cases["due_at"]))
-    cases["overdue"] = cases["escalated"].notna() | (cases["due_at"].notna() & (cases["accepted"].isna() | (cases["accepted"] > cases["due_at"])))
-    cases["to_accept"] = (cases["accepted"] - cases["opened_at"]).dt.total_seconds() / 60
-    cases["to_resolve"] = (cases["resolved"] - cases["opened_at"]).dt.total_seconds() / 60
-    handling = cases.groupby(["street", "community"]).agg(
-        cases=("on_time", "size"), accepted_in_time=("on_time", "sum"), overdue=("overdue", "sum"),
-        median_minutes_to_accept=("to_accept", "median"), median_minutes_to_resolve=("to_resolve", "median"),
-    ).reset_index() if len(cases) else pd.DataFrame(columns=[
-        "street", "community", "cases", "accepted_in_time", "overdue", "median_minutes_to_accept", "median_minutes_to_resolve"])
+    events["at"] = _stamps(events["at"])
+    cases = _case_frame(msg, events, day, zone, as_of, streets, names)
+    handling = _subtotals(cases, ["street", "community", "name"]) if len(cases) else pd.DataFrame(columns=_CASE_COLUMNS)
+    by_street = _subtotals(cases, ["street"])
 
     rows = [{"measure": "events_in", "topic": topic, "reason": "", "count": sum(
         1 for t in stamps if t.astimezone(zone).date() == day)} for topic, stamps in sorted(inputs.items())]
@@ -260,20 +434,28 @@ def daily_reports(
     for (topic, reason), count in sorted(Counter(zip(dl["source_topic"], dl["reason"], strict=True)).items()):
         rows.append({"measure": "dead_letters", "topic": topic, "reason": reason, "count": count})
     throughput = pd.DataFrame(rows, columns=["measure", "topic", "reason", "count"])
-    return DailyReports(day=day, people=people, handling=handling, throughput=throughput)
 
-
-def reports_html(reports: DailyReports) -> str:
-    """One self-contained HTML page with the three reports as tables."""
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>epiflow daily report {reports.day.isoformat()}</title>",
-        "<style>body{font:14px sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#eee}</style></head><body>",
-        f"<h1>Daily report {reports.day.isoformat()}</h1>",
-    ]
-    for title, frame in (("People", reports.people), ("Case handling", reports.handling), ("Throughput", reports.throughput)):
-        parts.append(f"<h2>{title}</h2>")
-        parts.append(frame.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.1f}") if len(frame) else "<p>No records.</p>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    accepted = int(cases["accepted"].notna().sum()) if len(cases) else 0
+    in_time = int(cases["in_time"].sum()) if len(cases) else 0
+    median = float(cases["to_accept"].median()) if accepted else None
+    totals = {
+        "cases": len(cases),
+        "open": int(cases["is_open"].sum()) if len(cases) else 0,
+        "overdue": int(cases["overdue"].sum()) if len(cases) else 0,
+        "closed": int((cases["status"] == "closed").sum()) if len(cases) else 0,
+        "resolved": int((cases["status"] == "resolved").sum()) if len(cases) else 0,
+        "accepted": accepted,
+        "accepted_in_time": in_time,
+        "accepted_in_time_share": round(in_time / accepted, 4) if accepted else None,
+        "median_minutes_to_accept": None if median is None else round(median, 1),
+        "people_flagged": int(flagged["person_key"].nunique()),
+        "people_cleared": int(cleared["person_key"].nunique()),
+        "events_in": int(sum(r["count"] for r in rows if r["measure"] == "events_in")),
+        "dead_letters": int(sum(r["count"] for r in rows if r["measure"] == "dead_letters")),
+    }
+    hours = [0] * 24
+    if len(cases):
+        for hour in cases["opened_at"].dt.tz_convert(zone).dt.hour.tolist():
+            hours[int(hour)] += 1
+    return DailyReports(day=day, people=people, handling=handling, throughput=throughput, cases=cases,
+                        streets=by_street, totals=totals, hourly=tuple(hours), as_of=as_of, zone=zone)

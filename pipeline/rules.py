@@ -87,6 +87,8 @@ class RulesDocument(_Doc):
     windows: WindowsDoc = WindowsDoc()
     actions: Annotated[list[ActionDoc], Field(min_length=1)]
     rules: list[RuleDoc]
+    #: The scenario file `epiflow rules check` runs, relative to this document's file.
+    scenarios: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
 
 
 @dataclass(frozen=True, slots=True)

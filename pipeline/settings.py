@@ -1,5 +1,9 @@
 """Settings: `config/settings.toml`, overridden by `EPIFLOW_*` environment variables, overridden by CLI flags.
 
+A relative path in a settings file is relative to that file (so `rules = "rules.yaml"` beside it works from
+any working directory); relative paths from the environment, flags or the defaults are relative to the
+repository root.
+
 Refuses, with the source and key named, anything that does not validate — including the demo
 secret on a real Kafka broker unless the operator says `--insecure-demo-secret`.
 """
@@ -10,7 +14,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -44,7 +48,9 @@ class Settings(BaseModel):
     regions: Path = Path("config/geo/risk_regions.geojson")
     communities: Path = Path("config/geo/district.geojson")
     checkpoints: Path = Path("config/geo/checkpoints.geojson")
+    accept_unknown_checkpoints: bool = False
     access: Path = Path("config/access.toml")
+    map_levels: Path = Path("config/map_levels.yaml")
     data_dir: Path = Path(".cache/epiflow-data")
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
@@ -102,6 +108,18 @@ class Settings(BaseModel):
 
 
 _ENV_PREFIX = "EPIFLOW_"
+_PATH_KEYS = frozenset(
+    name for name, f in Settings.model_fields.items() if f.annotation is Path or Path in get_args(f.annotation)
+)
+
+
+def _relative_to(values: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Path settings from a file, made absolute against the file's folder."""
+    out = dict(values)
+    for key in _PATH_KEYS & out.keys():
+        if isinstance(out[key], str) and out[key] and not Path(out[key]).is_absolute():
+            out[key] = str(folder / out[key])
+    return out
 
 
 def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
@@ -124,7 +142,7 @@ def load_settings(
     merged: dict[str, Any] = {}
     if source.exists():
         try:
-            merged.update(tomllib.loads(source.read_text(encoding="utf-8")))
+            merged.update(_relative_to(tomllib.loads(source.read_text(encoding="utf-8")), source.resolve().parent))
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"{source}: not valid TOML: {exc}") from None
     elif path is not None:

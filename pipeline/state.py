@@ -103,13 +103,14 @@ class Place(_Record):
 
 
 class DeclarationInfo(_Record):
-    """The latest declaration (by submission time): arrival and destination point."""
+    """The latest declaration (by submission time): arrival, destination point and the declared address."""
 
     event_id: str
     submitted: int
     arrival: int
     lon: float
     lat: float
+    address: str = ""
 
 
 class LastVerdict(_Record):
@@ -225,7 +226,7 @@ def declaration_parts(
     dest = declaration.destination
     info = DeclarationInfo(
         event_id, _epoch(declaration.submitted_at), _epoch(declaration.arrival_at),
-        _coordinate(dest.lon), _coordinate(dest.lat),
+        _coordinate(dest.lon), _coordinate(dest.lat), dest.address,
     )
     places = tuple([
         Place(event_id, i, "stop", _epoch(stop.from_), _epoch(stop.to),
@@ -396,7 +397,7 @@ def state_to_bytes(state: PersonState) -> bytes:
         state.birth,
         state.newest,
         state.newest_id,
-        None if d is None else (d.event_id, d.submitted, d.arrival, d.lon, d.lat),
+        None if d is None else (d.event_id, d.submitted, d.arrival, d.lon, d.lat, d.address),
         [(n.event_id, n.sampled, n.reported, n.result, n.lab) for n in state.nats],
         [(p.event_id, p.seq, _KIND_CODE[p.kind], p.t_from, p.t_to, p.lon, p.lat, p.label, p.role) for p in state.places],
         None if last is None else (last.action, last.severity, last.rules_version, last.case_id, last.message_id, last.at,

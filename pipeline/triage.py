@@ -69,6 +69,7 @@ class Verdict(msgspec.Struct, frozen=True, gc=False):
     community: str
     evaluated_at: datetime
     trigger_event_id: str
+    address: str = ""
 
     def to_json(self) -> dict:
         """The `epiflow evaluate` output line for this person."""
@@ -157,6 +158,7 @@ def decide(facts: Facts, rules: Rules, now: datetime) -> Verdict:
             None, (), (), rules.version, facts.community, now, state.newest_id,
         )
     fired.sort(key=lambda f: -f[2].severity)
+    address = state.declaration.address if state.declaration is not None else ""
     action = fired[0][2]
     due = None
     if action.name != rules.clear.name and action.accept_within_minutes is not None:
@@ -164,7 +166,7 @@ def decide(facts: Facts, rules: Rules, now: datetime) -> Verdict:
     return Verdict(
         state.person_key, state.masked_id, state.name, state.phone, action.name, action.severity, action.duration_days,
         due, tuple([f[0] for f in fired]), tuple([f[1] for f in fired]), rules.version, facts.community, now,
-        state.newest_id,
+        state.newest_id, address,
     )
 
 
@@ -318,6 +320,7 @@ def route(previous: LastVerdict | None, verdict: Verdict, *, clear_action: str =
         rules_version=verdict.rules_version,
         flagged_at=verdict.evaluated_at,
         source_event_ids=[verdict.trigger_event_id] if verdict.trigger_event_id else [],
+        address=verdict.address,
     )
 
 

@@ -7,9 +7,7 @@ cases (open, accept, resolve, escalate), and the control readers for rules and r
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,16 +19,15 @@ import orjson
 from pipeline.cases import (
     Case,
     apply_case_event,
+    case_for_message,
     case_from_bytes,
     case_to_bytes,
     escalate,
-    open_case,
     overdue,
-    update_from_message,
 )
 from pipeline.errors import RejectedEvent
-from pipeline.events import CaseEvent, DeadLetter, PersonEvent, TriageMessage
-from pipeline.ingest import person_event_records
+from pipeline.events import CaseEvent, PersonEvent, TriageMessage
+from pipeline.ingest import dead_letter, person_event_records
 from pipeline.join import step_many
 from pipeline.state import PersonState, new_state, state_from_bytes, state_to_bytes
 from pipeline.wire import decode_person_event
@@ -47,22 +44,10 @@ REEVALUATE = "epiflow-reevaluate"
 #: Records an agent takes per batch, and the longest a partial batch waits (seconds); the join makes one risk lookup per batch.
 BATCH_MAX = 256
 BATCH_WITHIN = 0.005
-_PAYLOAD_LIMIT = 64 * 1024
-
-
-_ID_LIKE = re.compile(rb"(?<![0-9])([1-9][0-9]{2})[0-9]{11}([0-9]{3}[0-9Xx])(?![0-9A-Za-z])")
-
-
-def _payload_text(value: bytes | None) -> tuple[str, str]:
-    """Dead-letter payload as UTF-8 text when it is, else base64 (cut at 64 KiB either way).
-
-    Anything shaped like a resident ID number is masked first: dead letters are read by operators.
-    """
-    raw = _ID_LIKE.sub(rb"\1***********\2", (value or b"")[:_PAYLOAD_LIMIT])
-    try:
-        return raw.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        return base64.b64encode(raw).decode("ascii"), "base64"
+#: Tries a failing join or cases batch gets, then each of its records alone, before a record is dead-lettered.
+TRIES = 3
+#: Longest wait between tries of a batch the broker or the disk failed (seconds); those are tried until they go through.
+RETRY_MAX_S = 10.0
 
 
 def _received_at(message: Any) -> datetime:
@@ -80,7 +65,10 @@ class Agents:
     persons: Any
     cases: Any
     counts: dict[str, int] = field(
-        default_factory=lambda: {"inputs": 0, "forwarded": 0, "dead_lettered": 0, "person_events": 0, "joined": 0, "flagged": 0}
+        default_factory=lambda: {
+            "inputs": 0, "forwarded": 0, "dead_lettered": 0, "person_events": 0, "joined": 0, "join_dead_lettered": 0,
+            "reevaluated": 0, "case_dead_lettered": 0, "flagged": 0,
+        }
     )
     listeners: list[Callable[[TriageMessage, float], None]] = field(default_factory=list)
     waiters: dict[str, list[Callable[[PersonEvent, Any], None]]] = field(default_factory=dict)
@@ -95,15 +83,17 @@ class Agents:
         machinery); returns the future that resolves once the broker has it."""
         return await self.app.producer.send(topic.get_topic_name(), key, value, None, None, None)
 
-    async def dead_letter(self, message: Any, reason: str, detail: str) -> Awaitable[Any]:
-        """Send a dead letter; returns its delivery future."""
-        payload, encoding = _payload_text(message.value)
-        letter = DeadLetter(
-            source_topic=message.topic, partition=message.partition, offset=message.offset,
-            reason=reason, detail=detail[:2000], payload=payload, payload_encoding=encoding, at=utc_now(),
-        )
+    async def dead_letter(self, message: Any, reason: str, detail: str, counter: str = "dead_lettered") -> Awaitable[Any]:
+        """Send a dead letter and count it under `counter`; returns its delivery future.
+
+        Ingest's letters count as `dead_lettered` (inputs = forwarded + dead_lettered), the join's as
+        `join_dead_lettered` (person_events = joined + join_dead_lettered), the cases agent's as
+        `case_dead_lettered`.
+        """
+        letter = dead_letter(message.value, reason, detail, source_topic=message.topic, partition=message.partition,
+                             offset=message.offset, at=utc_now())
         delivery = await self.send(self.topics.dead_letters, message.key, letter.model_dump_json().encode())
-        self.counts["dead_lettered"] += 1
+        self.counts[counter] += 1
         self.runtime.metrics.dead_letters.labels(topic=message.topic, reason=reason).inc()
         log.warning("dead letter topic=%s partition=%s offset=%s reason=%s", message.topic, message.partition, message.offset, reason)
         return delivery
@@ -131,28 +121,93 @@ class Agents:
         rt.metrics.forwarded.labels(topic=kind).inc(len(people))
         return deliveries
 
-    def _state(self, key: bytes) -> PersonState:
-        raw = self.persons.get(key)
+    def _state(self, key: bytes, partition: int) -> PersonState:
+        raw = self.persons.get_in(key, partition)
         return state_from_bytes(raw) if raw else new_state(key.decode())
 
+    async def handle_batch(
+        self, name: str, events: Sequence[Any], handle: Callable[[Sequence[Any]], Awaitable[None]], counter: str
+    ) -> None:
+        """Run `handle` on a batch until it goes through; the batch is acknowledged only when this returns.
+
+        A batch that fails is tried again (`TRIES` times); then each of its records alone, in order,
+        so the good ones still land; a record that keeps failing is dead-lettered (`internal_error`,
+        its topic, partition and offset, the exception's type) and delivered before this returns.
+        Failures of the broker, the network or the disk are not the records' fault: those batches
+        are tried until they go through.
+        """
+        error = await self._tried(name, events, handle, traceback=True)
+        if error is None:
+            return
+        failed = [(events[0], error)] if len(events) == 1 else []
+        for event in events if len(events) > 1 else ():
+            record_error = await self._tried(name, [event], handle, traceback=False)
+            if record_error is not None:
+                failed.append((event, record_error))
+        letters = [await self._dead_letter_failed(name, event, err, counter) for event, err in failed]
+        await asyncio.gather(*letters)
+
+    async def _tried(
+        self, name: str, events: Sequence[Any], handle: Callable[[Sequence[Any]], Awaitable[None]], traceback: bool
+    ) -> Exception | None:
+        """Run `handle` up to `TRIES` times (broker trouble does not count); the last error, or None once it went through."""
+        failures = 0
+        delay = 0.05
+        first = events[0].message
+        while True:
+            try:
+                await handle(events)
+                return None
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
+                    raise
+                error: Exception = TimeoutError("a delivery was cancelled")  # the producer restarted under us
+            except Exception as exc:
+                error = exc
+            if _transient(error):
+                log.warning("%s batch=%d not delivered topic=%s partition=%s offset=%s (%s); trying it again in %.2f s",
+                            name, len(events), first.topic, first.partition, first.offset, type(error).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            failures += 1
+            if failures == 1:
+                log.error("%s failed topic=%s partition=%s offset=%s batch=%d error=%s", name, first.topic, first.partition,
+                          first.offset, len(events), type(error).__name__, exc_info=error if traceback else None)
+            if failures >= TRIES:
+                return error
+            await asyncio.sleep(0.01 * failures)
+
+    async def _dead_letter_failed(self, name: str, event: Any, error: Exception, counter: str) -> Awaitable[Any]:
+        message = event.message
+        log.error("%s gave up topic=%s partition=%s offset=%s after %d tries error=%s", name, message.topic,
+                  message.partition, message.offset, TRIES, type(error).__name__)
+        return await self.dead_letter(message, "internal_error", type(error).__name__, counter=counter)
+
     async def join_batch(self, events: Sequence[Any]) -> None:
-        """Fold a batch of person events into the person table, evaluate everybody once, route changes."""
+        """Fold a batch of person events into the person table, evaluate everybody once, route changes.
+
+        Raises when any record of the batch cannot be processed (`handle_batch` then isolates it);
+        each state is read from and written to its event's partition.
+        """
         rt = self.runtime
         if rt.rules is None:
             await self.control_ready.wait()
         now = rt.clock()
         grouped: dict[bytes, tuple[PersonState, list[PersonEvent]]] = {}
+        partitions: dict[bytes, int] = {}
+        reevaluations = 0
         for event in events:
             key = event.key
             entry = grouped.get(key)
             if entry is None:
-                entry = grouped[key] = (self._state(key), [])
-            if not _is_reevaluation(event.headers):
-                try:
-                    entry[1].append(decode_person_event(event.value) or PersonEvent.model_validate_json(event.value))
-                except ValueError:
-                    log.error("join refused topic=%s partition=%s offset=%s reason=invalid_person_event",
-                              event.message.topic, event.message.partition, event.message.offset)
+                partitions[key] = event.message.partition
+                entry = grouped[key] = (self._state(key, event.message.partition), [])
+            if _is_reevaluation(event.headers):
+                reevaluations += 1
+            else:
+                entry[1].append(decode_person_event(event.value) or PersonEvent.model_validate_json(event.value))
         outcomes = step_many(list(grouped.values()), rt.rules, rt.regions, rt.communities, now)
         _remember_places(rt, [(o.before, o.after) for o in outcomes if o.events])
         wall = utc_now()
@@ -162,16 +217,17 @@ class Agents:
             # the state remembers the verdict as sent: it must not reach the changelog before the
             # message reaches its queue, or a crash in between loses the message for good
             await asyncio.gather(*(d for pair in deliveries for d in pair))
-        written = []
+        changed = [(key, state_to_bytes(o.after), partitions[key])
+                   for key, o in zip(grouped, outcomes, strict=True) if o.after is not o.before]
+        written = await self.persons.put_many(changed)
         for key, outcome in zip(grouped, outcomes, strict=True):
-            if outcome.after is not outcome.before:
-                written.append(await self.persons.put(key, state_to_bytes(outcome.after)))
             for person_event in outcome.events:
                 for waiter in self.waiters.pop(f"{person_event.event_id}/{key.decode()}", ()):
                     waiter(person_event, outcome.verdict)
         # the batch is acknowledged when this returns: its states must be in the changelog by then
         await asyncio.gather(*written)
-        self.counts["joined"] += len(events)
+        self.counts["joined"] += len(events) - reevaluations
+        self.counts["reevaluated"] += reevaluations
 
     async def _send_triage(
         self, key: bytes, message: TriageMessage, events: tuple[PersonEvent, ...], wall: datetime
@@ -190,22 +246,35 @@ class Agents:
             listener(message, latency)
         return queued, recorded
 
-    async def case_one(self, topic: str, key: bytes, value: bytes) -> Awaitable[Any] | None:
+    async def case_batch(self, events: Sequence[Any]) -> None:
+        """Apply a batch of triage messages and case events to the cases table, in order.
+
+        Raises when any record cannot be applied (`handle_batch` then isolates it); acknowledged when
+        this returns, so the cases it wrote must be in the changelog by then.
+        """
+        written = [await self.case_one(e.message.topic, e.key, e.value, e.message.partition) for e in events]
+        await asyncio.gather(*(w for w in written if w is not None))
+
+    async def case_one(self, topic: str, key: bytes, value: bytes, partition: int) -> Awaitable[Any] | None:
         """Open a case from a triage message, or apply an accept / resolve / escalate event to it;
-        returns the delivery of the case's changelog record when it was written."""
+        returns the delivery of the case's changelog record when it was written.
+
+        Both source topics are keyed by case id and co-partitioned with the table: `partition` (the
+        record's) is the case's partition.
+        """
         rt = self.runtime
         if topic == self.topics.cases.get_topic_name():
             message = TriageMessage.model_validate_json(value)
-            raw = self.cases.get(key)
-            if raw is not None:
-                case, _ = read_case(raw)
-                return await self._put_case(update_from_message(case, message), message)
-            if message.action == "clear":
+            raw = self.cases.get_in(key, partition)
+            case = read_case(raw)[0] if raw is not None else None
+            updated = case_for_message(case, message, rt.communities.street_of(message.community))
+            if updated is None or updated == case:
                 return None
-            rt.metrics.cases_opened.labels(action=message.action).inc()
-            return await self._put_case(open_case(message, rt.communities.street_of(message.community)), message)
+            if case is None:
+                rt.metrics.cases_opened.labels(action=message.action).inc()
+            return await self._put_case(updated, message, partition)
         event = CaseEvent.model_validate_json(value)
-        raw = self.cases.get(event.case_id.encode())
+        raw = self.cases.get_in(event.case_id.encode(), partition)
         if raw is None:
             log.warning("case event for unknown case kind=%s", event.kind)
             return None
@@ -220,11 +289,11 @@ class Agents:
                                    _escalation_body(updated, message, event)))
             rt.metrics.cases_overdue.inc()
         rt.metrics.case_events.labels(kind=event.kind).inc()
-        return await self._put_case(updated, message)
+        return await self._put_case(updated, message, partition)
 
-    async def _put_case(self, case: Case, message: TriageMessage | dict[str, Any]) -> Awaitable[Any]:
+    async def _put_case(self, case: Case, message: TriageMessage | dict[str, Any], partition: int) -> Awaitable[Any]:
         key = case.case_id.encode()
-        delivery = await self.cases.put(key, case_record(case, message))
+        delivery = await self.cases.put(key, case_record(case, message), partition)
         self._track(case, key)
         return delivery
 
@@ -245,7 +314,8 @@ class Agents:
         now = self.runtime.clock()
         cut = now.timestamp()
         due = [key for key, at in self.awaiting.items() if at <= cut and key not in self._escalating]
-        for case in overdue([read_case(raw)[0] for raw in map(self.cases.get, due) if raw], now):
+        raws = [self.cases.get_in(key, self.cases.partition_for_key(key)) for key in due]
+        for case in overdue([read_case(raw)[0] for raw in raws if raw], now):
             key = case.case_id.encode()
             self._escalating.add(key)
             _, event = escalate(case, now)
@@ -270,6 +340,27 @@ def _escalation_body(case: Case, message: dict[str, Any], event: CaseEvent) -> b
         **message, "kind": "escalation", "street": case.street, "escalated_at": event.at.isoformat(),
         "due_at": case.due_at.isoformat() if case.due_at else None,
     })
+
+
+def _transient(error: BaseException) -> bool:
+    """Whether `error` is the broker's, the network's or the disk's (a Kafka error marked retriable, an OSError)."""
+    return isinstance(error, OSError) or bool(getattr(error, "retriable", False))
+
+
+async def _acknowledged_once_handled(events: Sequence[Any], handling: Awaitable[None]) -> None:
+    """Await `handling` of a batch; if it does not finish (the agent cancelled or crashed), leave the batch unacknowledged.
+
+    `take_events` acknowledges a batch when its generator closes, even when the agent stopped in the
+    middle of it (a worker shutting down). Marking its messages as already seen by the consumer turns
+    that acknowledgement into a no-op: their offsets are never committed, so the records are read
+    again after the restart or the next rebalance.
+    """
+    try:
+        await handling
+    except BaseException:
+        for event in events:
+            event.message.acked = True
+        raise
 
 
 def _is_reevaluation(headers: Any) -> bool:
@@ -308,12 +399,8 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
     @app.agent(topics.person_events, name="join")
     async def join(stream: Any) -> None:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
-            try:
-                await agents.join_batch(events)
-            except Exception:
-                first = events[0].message
-                log.exception("join failed topic=%s partition=%s offset=%s batch=%d", first.topic,
-                              first.partition, first.offset, len(events))
+            handling = agents.handle_batch("join", events, agents.join_batch, "join_dead_lettered")
+            await _acknowledged_once_handled(events, handling)
 
     case_channel = app.topic(topics.cases.get_topic_name(), topics.case_events.get_topic_name(), key_type=bytes,
                              value_type=bytes, key_serializer="raw", value_serializer="raw",
@@ -322,15 +409,8 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
     @app.agent(case_channel, name="cases")
     async def case_agent(stream: Any) -> None:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
-            written = []
-            for event in events:
-                try:
-                    written.append(await agents.case_one(event.message.topic, event.key, event.value))
-                except Exception:
-                    log.exception("case event failed topic=%s partition=%s offset=%s", event.message.topic,
-                                  event.message.partition, event.message.offset)
-            # acknowledged when the batch ends: the cases it wrote must be in the changelog by then
-            await asyncio.gather(*(w for w in written if w is not None))
+            handling = agents.handle_batch("cases", events, agents.case_batch, "case_dead_lettered")
+            await _acknowledged_once_handled(events, handling)
 
     @app.timer(interval=1.0)
     async def escalation_timer() -> None:
@@ -370,10 +450,14 @@ def _ingest_agent(app: faust.App, agents: Agents, kind: str, topic: Any) -> None
         if agents.runtime.rules is None:
             await agents.control_ready.wait()
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
-            deliveries = [d for event in events for d in await agents.ingest_one(kind, event.message)]
-            await asyncio.gather(*deliveries)
+            await _acknowledged_once_handled(events, _ingest_batch(agents, kind, events))
 
     app.agent(topic, name=f"ingest-{kind}")(ingest_agent)
+
+
+async def _ingest_batch(agents: Agents, kind: str, events: Sequence[Any]) -> None:
+    deliveries = [d for event in events for d in await agents.ingest_one(kind, event.message)]
+    await asyncio.gather(*deliveries)
 
 
 async def _seed_if_empty(agents: Agents, topic: str, records: list, seed: Callable[[], list[tuple[bytes, bytes]]]) -> list:

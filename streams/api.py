@@ -22,15 +22,23 @@ from pydantic import ValidationError
 from pipeline.errors import PipelineError, RejectedEvent
 from pipeline.events import INPUT_ADAPTER, CaseEvent, CheckpointScan, Declaration, NatResult, PersonEvent
 from pipeline.ingest import ingest
+from pipeline.map_levels import (
+    MapLevels,
+    area_facts,
+    levels_by_area,
+    load_map_levels,
+    region_levels,
+    street_facts,
+)
 from pipeline.policy import policy_for
-from pipeline.reports import district_summary, queue_rows
+from pipeline.reports import UNASSIGNED, district_summary, queue_rows
 from pipeline.state import PersonState, state_from_bytes
 from pipeline.triage import Verdict, checkpoint_decision, evaluate
 from streams.access import AccessGate, Denied
 from streams.agents import Agents, read_case
 from streams.runtime import utc_now
 
-__all__ = ["BODY_LIMIT", "DECISION_TIMEOUT", "ApiProblem", "gate_of", "problem", "register_api"]
+__all__ = ["BODY_LIMIT", "DECISION_TIMEOUT", "RETRY_AFTER_S", "ApiProblem", "gate_of", "problem", "register_api", "require_ready"]
 
 log = logging.getLogger(__name__)
 
@@ -38,23 +46,38 @@ log = logging.getLogger(__name__)
 BODY_LIMIT = 1024 * 1024
 #: How long a scan reply waits for the decision before answering 504.
 DECISION_TIMEOUT = 5.0
+#: Seconds a client is told to wait (`Retry-After`) while the worker is still starting.
+RETRY_AFTER_S = 2
 _BAD_JSON = ("invalid_json", "not_an_object")
 
 
 class ApiProblem(Exception):
     """A request that cannot be served: HTTP status, a sentence, and per-field problems."""
 
-    def __init__(self, status: int, problem: str, fields: list[dict[str, str]] | None = None) -> None:
+    def __init__(self, status: int, problem: str, fields: list[dict[str, str]] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(problem)
-        self.status, self.problem, self.fields = status, problem, fields or []
+        self.status, self.problem, self.fields, self.headers = status, problem, fields or [], headers or {}
 
 
-def problem(status: int, text: str, fields: list[dict[str, str]] | None = None) -> aioweb.Response:
+def problem(status: int, text: str, fields: list[dict[str, str]] | None = None,
+            headers: dict[str, str] | None = None) -> aioweb.Response:
     """The JSON body of every 4xx/5xx: `{"status", "problem", "fields": [{"field", "problem"}]}`."""
     return aioweb.Response(
         body=orjson.dumps({"status": status, "problem": text, "fields": fields or []}),
-        status=status, content_type="application/json",
+        status=status, content_type="application/json", headers=headers,
     )
+
+
+def require_ready(agents: Agents) -> None:
+    """Refuse an input (503 + Retry-After) until the worker's topics exist and its rules are active.
+
+    The web server answers before Faust declares the topics; an input sent then would reach no rules,
+    or, where the broker creates topics on first use, create its topic with the wrong partition count.
+    `control_ready` is set by tasks that run only after the topics were declared and recovered."""
+    if not agents.control_ready.is_set():
+        raise ApiProblem(503, "this worker is still starting (topics, rules, regions); retry in a moment",
+                         headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 def ok(value: Any, status: int = 200) -> aioweb.Response:
@@ -69,6 +92,22 @@ def gate_of(agents: Agents) -> AccessGate:
         gate.refresh(force=True)
         agents._access_gate = gate  # type: ignore[attr-defined]
     return gate
+
+
+def require_json(request: Any) -> None:
+    """Input documents come as `application/json` (any charset parameter); anything else is 415."""
+    if request.content_type != "application/json":
+        sent = request.headers.get("Content-Type") or "no Content-Type"
+        raise ApiProblem(415, f"the body was sent as {sent!r}; send the JSON document with 'Content-Type: application/json'")
+
+
+def known_checkpoints(settings: Any) -> frozenset[str] | None:
+    """Ids of the checkpoints in the settings' checkpoint file; None when scans from any checkpoint are taken."""
+    if settings.accept_unknown_checkpoints:
+        return None
+    from geo.load import load_checkpoints
+
+    return frozenset(c.id for c in load_checkpoints(settings.path(settings.checkpoints)))
 
 
 async def read_body(request: Any) -> bytes:
@@ -189,6 +228,7 @@ def register_api(app: faust.App, agents: Agents) -> None:
     gate = gate_of(agents)
     topics = agents.topics
     rt = agents.runtime
+    checkpoints = known_checkpoints(rt.settings)
 
     def guarded(handler: Any) -> Any:
         async def run(view: View, request: Request, **kwargs: Any) -> Response:
@@ -197,7 +237,7 @@ def register_api(app: faust.App, agents: Agents) -> None:
             except Denied as exc:
                 return problem(exc.status, exc.problem)
             except ApiProblem as exc:
-                return problem(exc.status, exc.problem, exc.fields)
+                return problem(exc.status, exc.problem, exc.fields, exc.headers)
         run.__name__ = handler.__name__
         return run
 
@@ -206,6 +246,11 @@ def register_api(app: faust.App, agents: Agents) -> None:
         @guarded
         async def post(self, request: Request, checkpoint_id: str) -> Response:
             gate.require(request, "checkpoint", checkpoint_id)
+            require_ready(agents)
+            if checkpoints is not None and checkpoint_id not in checkpoints:
+                raise ApiProblem(404, f"no checkpoint {checkpoint_id!r} is registered (settings `checkpoints`); add it to "
+                                      "that file, or set accept_unknown_checkpoints = true to take scans from any checkpoint")
+            require_json(request)
             body = await read_body(request)
             scan, people = validated(body, agents, CheckpointScan)
             if scan.checkpoint_id != checkpoint_id:
@@ -267,6 +312,8 @@ def register_api(app: faust.App, agents: Agents) -> None:
         @guarded
         async def post(self, request: Request) -> Response:
             gate.require(request, "admin")
+            require_ready(agents)
+            require_json(request)
             body = await read_body(request)
             declaration, _ = validated(body, agents, Declaration)
             await topics.inputs["declarations"].send(key=declaration.event_id.encode(), value=body)
@@ -277,6 +324,8 @@ def register_api(app: faust.App, agents: Agents) -> None:
         @guarded
         async def post(self, request: Request) -> Response:
             grant = gate.require(request, "lab")
+            require_ready(agents)
+            require_json(request)
             body = await read_body(request)
             result, _ = validated(body, agents, NatResult)
             if grant.role == "lab" and result.lab_id != grant.subject:
@@ -306,6 +355,8 @@ def register_api(app: faust.App, agents: Agents) -> None:
             grant = gate.require(request, "community", code)
             if code not in rt.communities and code != "unassigned":
                 raise ApiProblem(404, f"no community with code {code!r}")
+            if recovering(agents):
+                return recovering_problem()
             return ok(community_cases(agents, code, full_phone=grant.role == "community"))
 
     @app.page("/api/cases/{case_id}/{step}")
@@ -314,6 +365,7 @@ def register_api(app: faust.App, agents: Agents) -> None:
         async def post(self, request: Request, case_id: str, step: str) -> Response:
             if step not in ("accept", "resolve"):
                 raise ApiProblem(404, f"unknown case step {step!r}; use accept or resolve")
+            require_ready(agents)
             raw = agents.cases.get(case_id.encode())
             if raw is None:
                 gate.require(request, "admin")
@@ -328,13 +380,16 @@ def register_api(app: faust.App, agents: Agents) -> None:
                 events.append(CaseEvent(case_id=case_id, kind="note", by=grant.who, at=now, note=note))
             for event in events:
                 await topics.case_events.send(key=case_id.encode(), value=event.model_dump_json().encode())
-            return ok({"case_id": case_id, "kind": kind, "by": grant.who, "at": now.isoformat()}, 202)
+            return ok({"case_id": case_id, "kind": kind, "by": grant.who, "at": now.astimezone(rt.settings.zone).isoformat()},
+                      202)
 
     @app.page("/api/dashboard")
     class DashboardView(View):
         @guarded
         async def get(self, request: Request) -> Response:
             gate.require(request, "admin")
+            if recovering(agents):
+                return recovering_problem()
             return ok(dashboard_data(agents))
 
 
@@ -401,21 +456,61 @@ async def _note(request: Any) -> str:
     return note.strip()
 
 
-def _action_texts(agents: Agents) -> dict[str, str]:
+def _action_texts(agents: Agents, lang: str = "zh") -> dict[str, str]:
     rules = agents.runtime.rules
-    return {} if rules is None else {name: a.text_en for name, a in rules.actions.items()}
+    if rules is None:
+        return {}
+    return {name: a.text_zh if lang == "zh" else a.text_en for name, a in rules.actions.items()}
+
+
+#: Seconds a client is asked to wait while this worker recovers its tables.
+RECOVERY_RETRY_AFTER = 2
+
+
+def recovering(agents: Agents) -> bool:
+    """Whether this worker is still reading its tables back from their changelogs (its queues are not complete)."""
+    app = agents.app
+    recovery = getattr(getattr(app, "tables", None), "recovery", None)
+    if recovery is None:
+        return False
+    return not recovery.completed.is_set() or bool(getattr(app, "in_recovery", False))
+
+
+def recovering_problem() -> aioweb.Response:
+    """503 with Retry-After: the queue is not empty, it is being read back."""
+    response = aioweb.Response(
+        body=orjson.dumps({"status": 503, "recovering": True, "fields": [],
+                           "problem": "this worker is recovering its tables after a start; retry in a moment"}),
+        status=503, content_type="application/json")
+    response.headers["Retry-After"] = str(RECOVERY_RETRY_AFTER)
+    return response
+
+
+def map_levels_of(agents: Agents) -> MapLevels:
+    """The map level document of this worker (read once from settings' `map_levels` file)."""
+    levels = getattr(agents, "_map_levels", None)
+    if levels is None:
+        settings = agents.runtime.settings
+        levels = load_map_levels(settings.path(settings.map_levels))
+        agents._map_levels = levels  # type: ignore[attr-defined]
+    return levels
 
 
 def community_cases(agents: Agents, code: str, *, full_phone: bool) -> dict[str, Any]:
-    """The community's queue as JSON: its cases on this worker, open first by due time."""
+    """The community's queue as JSON: its cases on this worker, open first by due time, times in the display zone."""
+    rt = agents.runtime
     now = utc_now()
+    zone = rt.settings.zone
     mine = [(c, m) for c, m in agents.local_cases() if c.community == code]
-    rows = queue_rows(mine, now, full_phone=full_phone, action_texts=_action_texts(agents))
-    community = agents.runtime.communities.get(code)
+    rows = queue_rows(mine, now, full_phone=full_phone, action_texts=_action_texts(agents, "zh"),
+                      action_texts_en=_action_texts(agents, "en"), zone=zone)
+    closed_reasons = {c.case_id: c.closed_reason for c, _ in mine}
+    community = rt.communities.get(code)
     return {
-        "community": code, "name": community.name if community else code,
-        "street": community.street if community else None, "now": now.isoformat(),
-        "cases": [r.to_json() for r in rows],
+        "community": code, "name": community.name if community else UNASSIGNED.get(code, code),
+        "street": community.street if community else None, "now": now.astimezone(zone).isoformat(),
+        "zone": zone.key, "recovering": recovering(agents),
+        "cases": [{**r.to_json(), "closed_reason": closed_reasons[r.case_id]} for r in rows],
     }
 
 
@@ -424,12 +519,31 @@ def max_severity(agents: Agents) -> int:
     return max((a.severity for a in rules.actions.values()), default=0) if rules is not None else 0
 
 
+def area_levels(agents: Agents, cases: list[Any], now: datetime) -> tuple[dict[str, int], dict[str, int]]:
+    """Map level per community and per street (config/map_levels.yaml)."""
+    rt = agents.runtime
+    levels = map_levels_of(agents)
+    communities = list(rt.communities)
+    facts = area_facts(communities, cases, region_levels(communities, rt.regions, now))
+    return levels_by_area(facts, levels), levels_by_area(street_facts(communities, facts), levels)
+
+
 def dashboard_data(agents: Agents) -> dict[str, Any]:
-    """Live totals for the command centre, from this worker's cases and metrics."""
+    """The command centre's figures: durable totals from the cases table, streets, overdue cases, map levels;
+    plus this worker's counters since it started (events in, dead letters, latency)."""
+    rt = agents.runtime
     now = utc_now()
-    cases = [c for c, _ in agents.local_cases()]
-    summary = district_summary(cases, now, max_severity(agents))
-    metrics = agents.runtime.metrics
+    zone = rt.settings.zone
+    local = agents.local_cases()
+    cases = [c for c, _ in local]
+    communities = list(rt.communities)
+    summary = district_summary(
+        cases, now, max_severity(agents), zone=zone, messages={c.case_id: m for c, m in local},
+        names={c.code: c.name for c in communities}, streets={c.code: c.street for c in communities},
+        action_texts=_action_texts(agents, "zh"))
+    by_community, by_street = area_levels(agents, cases, now)
+    colours = map_levels_of(agents)
+    metrics = rt.metrics
     dead: dict[str, float] = {}
     for metric in metrics.dead_letters.collect():
         for sample in metric.samples:
@@ -449,9 +563,12 @@ def dashboard_data(agents: Agents) -> dict[str, Any]:
             if sample.name.endswith("_total"):
                 flagged[sample.labels["action"]] = int(sample.value)
     return {
-        **summary, "now": now.isoformat(), "counts": dict(agents.counts),
+        **summary, "now": now.astimezone(zone).isoformat(), "zone": zone.key, "recovering": recovering(agents),
+        "counts": dict(agents.counts),
+        "levels": by_community, "street_levels": by_street, "action_texts": _action_texts(agents, "zh"),
+        "colours": {code: colours.by_number(n).colour for code, n in by_community.items()},
         "messages_by_action": dict(sorted(flagged.items())),
         "dead_letters_by_reason": {k: int(v) for k, v in sorted(dead.items())},
         "latency_mean_ms": round(1000 * latency["sum"] / latency["count"], 1) if latency["count"] else None,
-        "latency_count": latency["count"], "rules_version": agents.runtime.rules_version,
+        "latency_count": latency["count"], "rules_version": rt.rules_version,
     }

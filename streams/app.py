@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import ssl
 from typing import Any
 
 import faust
-from faust.auth import SASLCredentials, SSLCredentials
 
 from pipeline.settings import Settings
 from streams import kafka
+from streams.kafka_options import kafka_client_options
 
 __all__ = ["App", "build_app"]
 
 
 class App(faust.App):
-    """faust.App on `streams.kafka.Transport` for `kafka://`: commits that hold across rebalances, a producer that keeps its metadata."""
+    """faust.App on `streams.kafka.Transport` for `kafka://`: commits that hold across rebalances, a producer that
+    keeps its metadata; its data directory is created with its parents."""
 
     def _new_transport(self) -> Any:
         urls = self.conf.broker_consumer
@@ -23,27 +23,23 @@ class App(faust.App):
             return kafka.Transport(urls, self)
         return super()._new_transport()
 
-
-def _credentials(settings: Settings) -> Any:
-    """Kafka SASL/SSL settings for Faust's aiokafka driver (kafka-python tools read the same settings)."""
-    protocol = settings.kafka_security_protocol.upper()
-    if protocol == "PLAINTEXT":
-        return None
-    context = ssl.create_default_context(cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None)
-    if protocol == "SSL":
-        return SSLCredentials(context)
-    return SASLCredentials(
-        username=settings.kafka_sasl_username,
-        password=settings.kafka_sasl_password,
-        mechanism=settings.kafka_sasl_mechanism or "PLAIN",
-        ssl_context=context if protocol == "SASL_SSL" else None,
-    )
+    def _create_directories(self) -> None:
+        """Data, app and table directories with their parents: Faust makes only the last level, and a fresh
+        checkout has no `.cache/` until something creates it."""
+        for path in (self.conf.datadir, self.conf.appdir, self.conf.tabledir):
+            path.mkdir(parents=True, exist_ok=True)
 
 
 def build_app(settings: Settings, *, app_id: str | None = None, web_enabled: bool = True, **overrides: Any) -> faust.App:
-    """One Faust app for `settings`; `app_id` defaults to `<topic prefix>-worker` (the consumer group)."""
+    """One Faust app for `settings`; `app_id` defaults to `<topic prefix>-worker` (the consumer group).
+
+    Local table data (RocksDB) lives in `<data_dir>/<app_id>`: a store holds one deployment's changelog
+    positions, so two deployments sharing a data dir must not share its databases.
+    """
+    app_id = app_id or f"{settings.topic_prefix}-worker"
+    datadir = settings.path(settings.data_dir) / app_id
+    datadir.mkdir(parents=True, exist_ok=True)  # Faust creates the last level only
     options: dict[str, Any] = dict(
-        broker=settings.broker,
         store=settings.store,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication,
@@ -60,10 +56,10 @@ def build_app(settings: Settings, *, app_id: str | None = None, web_enabled: boo
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_in_thread=False,
-        datadir=str(settings.path(settings.data_dir)),
+        datadir=str(datadir),
         logging_config=None,
         loghandlers=[],
-        broker_credentials=_credentials(settings),
+        **kafka_client_options(settings, "faust"),
     )
     options.update(overrides)
-    return App(app_id or f"{settings.topic_prefix}-worker", **options)
+    return App(app_id, **options)

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from pipeline.settings import Settings
+from streams.kafka_options import kafka_client_options
 
 __all__ = ["ControlLog", "KafkaControlLog", "MemoryControlLog", "control_log_for"]
 
@@ -86,8 +87,8 @@ class KafkaControlLog:
         from aiokafka.admin import AIOKafkaAdminClient, NewTopic
         from aiokafka.errors import TopicAlreadyExistsError
 
-        bootstrap = self._settings.broker.removeprefix("kafka://").replace(";", ",")
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        options = kafka_client_options(self._settings, "aiokafka")
+        admin = AIOKafkaAdminClient(**options)
         await admin.start()
         try:
             existing = await admin.list_topics()
@@ -102,7 +103,7 @@ class KafkaControlLog:
         finally:
             await admin.close()
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
+            group_id=None, enable_auto_commit=False, auto_offset_reset="earliest", **options
         )
         await self._consumer.start()
         partitions = None

@@ -7,13 +7,14 @@ half-way so the retroactive sweep shows, serves the web UI, and ends with a summ
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import socket
 import tempfile
 import time
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+from rich.columns import Columns
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
@@ -34,9 +36,50 @@ from pipeline.simulate import Geography, load_sample_geography, simulate_stream
 from streams.memory import get_broker
 from streams.worker import Worker, create_worker
 
-__all__ = ["DemoStats", "run_demo"]
+__all__ = ["LOG_FILE_NAME", "DemoNotReady", "DemoStats", "run_demo"]
 
 log = logging.getLogger(__name__)
+
+#: The demo's log, in its own folder: per-record warnings (one per dead letter) would bury the live view.
+LOG_FILE_NAME = "demo.log"
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+class DemoNotReady(TimeoutError):
+    """The embedded worker did not load its rules, regions and queue topics in time."""
+
+
+class _LogCounter(logging.FileHandler):
+    """Writes the demo's log records to its file and counts warnings and errors for the live view."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, encoding="utf-8")
+        self.setFormatter(logging.Formatter(_LOG_FORMAT))
+        self.warnings = 0
+        self.errors = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.ERROR:
+            self.errors += 1
+        elif record.levelno >= logging.WARNING:
+            self.warnings += 1
+        super().emit(record)
+
+
+@contextlib.contextmanager
+def _logging_to(path: Path) -> Iterator[_LogCounter]:
+    """Send every log record to `path` instead of the terminal while the demo runs; put things back after."""
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    handler = _LogCounter(path)
+    root.handlers[:] = [handler]
+    logging.captureWarnings(True)
+    try:
+        yield handler
+    finally:
+        logging.captureWarnings(False)
+        root.handlers[:] = saved
+        handler.close()
 
 
 @dataclass
@@ -94,7 +137,7 @@ def _pick_region_to_raise(worker: Worker, now: datetime) -> Region | None:
     return rt.regions.get(str(best))
 
 
-def _view(worker: Worker, stats: DemoStats, duration: float) -> Group:
+def _view(worker: Worker, stats: DemoStats, duration: float, logged: _LogCounter | None = None) -> Group:
     rt, counts = worker.runtime, worker.agents.counts
     elapsed = time.monotonic() - stats.started
     head = Table(title=f"epiflow demo — {elapsed:5.1f} / {duration:.0f} s — rules {rt.rules_version}", show_header=True)
@@ -126,7 +169,10 @@ def _view(worker: Worker, stats: DemoStats, duration: float) -> Group:
     for reason, n in reasons.most_common():
         dead.add_row(reason, str(n))
     note = f"raised to high-risk mid-run: {stats.raised_region}" if stats.raised_region else ""
-    return Group(head, actions, places, dead, note)
+    lines = [note] if note else []
+    if logged is not None:
+        lines.append(f"log: {logged.warnings} warnings, {logged.errors} errors in {logged.baseFilename}")
+    return Group(head, Columns([actions, places, dead]), *lines)
 
 
 async def _produce(worker: Worker, records: Iterable[tuple[str, bytes]], rate: int, duration: float, stats: DemoStats) -> None:
@@ -160,10 +206,22 @@ async def _raise_midway(worker: Worker, stats: DemoStats, delay: float) -> None:
 
 
 async def run_demo(settings: Settings, *, duration: float, rate: int, seed: int, console: Console | None = None) -> dict[str, Any]:
-    """Run the demo and return its summary (the `--json-summary` document)."""
+    """Run the demo and return its summary (the `--json-summary` document).
+
+    The log goes to `demo.log` in the demo's folder (path shown at start, in the live view and in the
+    summary), so the terminal shows the live table only. Raises `DemoNotReady` when the worker does not
+    come up within a minute."""
     console = console or Console()
     now = datetime.now(UTC).replace(microsecond=0)
     folder = Path(tempfile.mkdtemp(prefix="epiflow-demo-"))
+    log_file = folder / LOG_FILE_NAME
+    console.print(f"[bold]epiflow demo[/]: log in {log_file}")
+    with _logging_to(log_file) as logged:
+        return await _run(settings, folder, logged, now, duration=duration, rate=rate, seed=seed, console=console)
+
+
+async def _run(settings: Settings, folder: Path, logged: _LogCounter, now: datetime, *, duration: float, rate: int,
+               seed: int, console: Console) -> dict[str, Any]:
     geography = load_sample_geography(
         settings.path(settings.regions), settings.path(settings.communities), settings.path(settings.checkpoints), now
     )
@@ -182,32 +240,40 @@ async def run_demo(settings: Settings, *, duration: float, rate: int, seed: int,
         ))
     await worker.app.start()
     try:
-        await asyncio.wait_for(worker.agents.control_ready.wait(), 60)
+        try:
+            await asyncio.wait_for(worker.agents.control_ready.wait(), 60)
+        except TimeoutError:
+            raise DemoNotReady(f"the worker did not load its rules, regions and queue topics within 60 s; see {logged.baseFilename}") from None
         console.print(f"[bold]epiflow demo[/]: embedded broker, web UI at http://{settings.web_host}:{settings.web_port}/dashboard")
         stats.started = time.monotonic()
         raiser = asyncio.ensure_future(_raise_midway(worker, stats, duration / 2))
-        with Live(_view(worker, stats, duration), console=console, refresh_per_second=2, transient=False) as live:
+        with Live(_view(worker, stats, duration, logged), console=console, refresh_per_second=2, transient=False) as live:
             producer = asyncio.ensure_future(_produce(worker, iter(records), rate, duration, stats))
             while not producer.done():
                 await asyncio.sleep(0.5)
-                live.update(_view(worker, stats, duration))
+                live.update(_view(worker, stats, duration, logged))
             await producer
-            drain_until = time.monotonic() + 15
+            drain_until = time.monotonic() + _drain_seconds(duration)
             counts = worker.agents.counts
-            while time.monotonic() < drain_until and (counts["inputs"] < stats.sent or counts["joined"] < counts["person_events"]):
+            while time.monotonic() < drain_until and not _drained(counts, stats):
                 await asyncio.sleep(0.2)
-                live.update(_view(worker, stats, duration))
-            live.update(_view(worker, stats, duration))
+                live.update(_view(worker, stats, duration, logged))
+            live.update(_view(worker, stats, duration, logged))
         raiser.cancel()
     finally:
         await worker.app.stop()
     counts = worker.agents.counts
     summary = {
+        "sent": stats.sent,
         "events_in": counts["inputs"],
         "forwarded": counts["forwarded"],
         "dead_lettered": counts["dead_lettered"],
         "person_events": counts["person_events"],
+        "joined": counts["joined"],
+        "drained": _drained(counts, stats),
+        "drain_limit_s": _drain_seconds(duration),
         "flagged_by_action": dict(stats.flagged_by_action),
+        "flagged": sum(stats.by_community.values()),
         "swept": int(worker.runtime.metrics.sweep_flagged._value.get()),
         "raised_region": stats.raised_region,
         "latency_p50_ms": round(stats.percentile(50), 1),
@@ -215,7 +281,18 @@ async def run_demo(settings: Settings, *, duration: float, rate: int, seed: int,
         "first_flag_s": None if stats.first_flag_s is None else round(stats.first_flag_s, 2),
         "duration_s": round(time.monotonic() - stats.started, 2),
         "rate": rate,
+        "log_warnings": logged.warnings,
+        "log_errors": logged.errors,
+        "log_file": logged.baseFilename,
     }
     return summary
 
 
+def _drain_seconds(duration: float) -> float:
+    """How long the demo waits, once the traffic stopped, for the worker to catch up (a busy machine lags)."""
+    return max(15.0, duration)
+
+
+def _drained(counts: dict[str, int], stats: DemoStats) -> bool:
+    """Every input sent was read, and every person event it produced was joined."""
+    return counts["inputs"] >= stats.sent and counts["joined"] >= counts["person_events"]

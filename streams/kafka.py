@@ -21,12 +21,13 @@ worker is idle. Four corrections:
   exist and none of its records is being processed is read again from its committed offset.
   Re-reading is safe: person state is idempotent by event id and triage only sends on a change.
 
-And one for the producer: it keeps every topic it created or sent to in its metadata requests
-(see `TopicTrackingProducer`).
+And two for the producer: it keeps every topic it created or sent to in its metadata requests, and
+it never creates a topic by sending to it (see `TopicTrackingProducer`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import weakref
@@ -34,15 +35,18 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 
-__all__ = ["STUCK_AFTER_S", "Consumer", "Producer", "TopicTrackingProducer", "Transport"]
+__all__ = ["STUCK_AFTER_S", "Consumer", "Producer", "TopicNotDeclared", "TopicTrackingProducer", "Transport"]
 
 log = logging.getLogger(__name__)
 
 #: How long a partition may sit with its offset below records nobody is processing before it is re-read.
 STUCK_AFTER_S = 5.0
+#: How long a send waits for a topic created elsewhere (another client's declaration) to show in metadata.
+TOPIC_WAIT_S = 10.0
 
 
 class Consumer(faust_aiokafka.Consumer):
@@ -211,19 +215,54 @@ def track_topic(client: Any, topic: str) -> None:
     client._topics.add(topic)
 
 
+class TopicNotDeclared(KafkaError):
+    """A send to a topic that does not exist: only a declaration may create it."""
+
+
 class TopicTrackingProducer(AIOKafkaProducer):
-    """aiokafka producer that keeps every topic it sends to in its metadata requests.
+    """aiokafka producer that keeps every topic it sends to in its metadata requests, and refuses a
+    send to a topic that does not exist yet.
 
     aiokafka asks for all topics while its tracked set is empty and tracks a topic only when a send
     finds it missing from metadata. A send to a topic created after the last all-topics refresh then
     narrows every later refresh to that one topic: the others drop out of metadata, and a batch
     already queued for one of them has no leader, so the sender refreshes metadata in a tight loop
     until the batch expires (20 minutes under Faust) while the agent waits for that delivery.
+
+    A metadata request naming a missing topic makes a broker with `auto.create.topics.enable` create
+    it with its default partition count, which breaks co-partitioning; so a topic is named in one
+    only once it was declared here or an all-topics request (which creates nothing) lists it.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._existing: set[str] = set()
+
+    def declared(self, topic: str) -> None:
+        """`topic` was created (or found) by a declaration: sends to it need no check."""
+        self._existing.add(topic)
+
     async def send(self, topic: str, *args: Any, **kwargs: Any) -> Any:
+        if topic not in self._existing:
+            await self._require_existing(topic)
         track_topic(self.client, topic)
         return await super().send(topic, *args, **kwargs)
+
+    async def _require_existing(self, topic: str) -> None:
+        """Return once an all-topics metadata request lists `topic`; a topic just declared by another
+        client (the control readers' admin client) can take a moment to show there."""
+        deadline = time.monotonic() + TOPIC_WAIT_S
+        while self.client.cluster.partitions_for_topic(topic) is None:
+            cluster = await self.client.fetch_all_metadata()
+            if topic in cluster.topics(exclude_internal_topics=False):
+                break
+            if time.monotonic() >= deadline:
+                raise TopicNotDeclared(
+                    f"topic {topic!r} does not exist: declare it first (a send creates no topic, "
+                    "so none gets the broker's default partition count)"
+                )
+            await asyncio.sleep(0.2)
+        self._existing.add(topic)
 
 
 class Producer(faust_aiokafka.Producer):
@@ -240,6 +279,7 @@ class Producer(faust_aiokafka.Producer):
         await super().create_topic(topic, *args, **kwargs)
         if self._producer is not None:
             track_topic(self._producer.client, topic)
+            self._producer.declared(topic)
 
 
 class Transport(faust_aiokafka.Transport):

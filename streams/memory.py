@@ -748,7 +748,11 @@ def _topic_config(
 
 
 class Producer(base.Producer):
-    """Appends to the in-process broker at once; the returned future is already resolved."""
+    """Appends to the in-process broker at once; the returned future is already resolved.
+
+    It never creates a topic by sending to it: only a declaration (``create_topic``) does. A send
+    that beat the declaration would otherwise create the topic with the broker's default count, and
+    the declaration with the app's count would then fail (`TopicPartitionsMismatch`)."""
 
     logger = logging.getLogger(f"{__name__}.Producer")  # type: ignore[assignment]
 
@@ -774,6 +778,11 @@ class Producer(base.Producer):
         """Append the record now and return a resolved future of its metadata."""
         if transactional_id is not None:
             _refuse_exactly_once(self.app)
+        if not self.broker.has_topic(topic):
+            raise UnknownTopic(
+                f"topic {topic!r} does not exist on broker {self.broker.name or 'memory://'!r}: declare it first "
+                "(the producer creates no topics, so none gets the broker's default partition count)"
+            )
         if headers is not None and isinstance(headers, Mapping):
             headers = list(headers.items())
         self._send_on_produce_message(

@@ -5,54 +5,34 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-from pipeline.errors import SettingsError
 from pipeline.settings import Settings
+from streams.kafka_options import kafka_client_options
 
-__all__ = ["kafka_client_options", "latest_records", "produce_lines", "send_records"]
-
-
-def bootstrap_of(settings: Settings) -> str:
-    """host:port list of a kafka:// broker URL; refuses memory:// (nothing outside the process can reach it)."""
-    if not settings.broker.startswith("kafka://"):
-        raise SettingsError(
-            f"broker was {settings.broker!r}: publishing needs a kafka:// broker (EPIFLOW_BROKER or --broker); "
-            "the embedded memory:// broker lives inside one worker process"
-        )
-    return settings.broker.removeprefix("kafka://").replace(";", ",")
-
-
-def kafka_client_options(settings: Settings) -> dict[str, Any]:
-    """Bootstrap and SASL/SSL options for kafka-python clients, from the same settings Faust uses."""
-    options: dict[str, Any] = {"bootstrap_servers": bootstrap_of(settings).split(",")}
-    protocol = settings.kafka_security_protocol.upper()
-    if protocol != "PLAINTEXT":
-        options["security_protocol"] = protocol
-        if settings.kafka_ssl_cafile:
-            options["ssl_cafile"] = str(settings.kafka_ssl_cafile)
-        if protocol.startswith("SASL"):
-            options.update(
-                sasl_mechanism=settings.kafka_sasl_mechanism or "PLAIN",
-                sasl_plain_username=settings.kafka_sasl_username,
-                sasl_plain_password=settings.kafka_sasl_password,
-            )
-    return options
+__all__ = ["latest_records", "produce_lines", "send_records"]
 
 
 def send_records(settings: Settings, topic: str, records: Iterable[tuple[bytes | None, bytes | None]]) -> int:
-    """Send (key, value) pairs and wait until the broker has them all; returns the count."""
-    from kafka import KafkaProducer
+    """Send (key, value) pairs and wait until the broker has them all; returns the count.
 
-    producer = KafkaProducer(linger_ms=5, acks="all", **kafka_client_options(settings))
+    Raises `kafka.errors.KafkaError` naming how many were not delivered and why (e.g. the principal
+    may not write to `topic`), instead of counting records the broker never took.
+    """
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    producer = KafkaProducer(linger_ms=5, acks="all", **kafka_client_options(settings, "kafka-python"))
     count = 0
+    failures: list[BaseException] = []
     try:
         for key, value in records:
-            producer.send(topic, key=key, value=value)
+            producer.send(topic, key=key, value=value).add_errback(failures.append)
             count += 1
         producer.flush(timeout=60)
     finally:
         producer.close(timeout=10)
+    if failures:
+        raise KafkaError(f"{len(failures)} of {count} record(s) to {topic} not delivered; first: {failures[0]!r}")
     return count
 
 
@@ -73,7 +53,7 @@ def latest_records(settings: Settings, topic: str, timeout_s: float = 10.0) -> d
     """The latest value per key of a (compacted) topic, read from the beginning with no consumer group."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(enable_auto_commit=False, group_id=None, **kafka_client_options(settings))
+    consumer = KafkaConsumer(enable_auto_commit=False, group_id=None, **kafka_client_options(settings, "kafka-python"))
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in partitions]

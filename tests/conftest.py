@@ -4,7 +4,8 @@
 must answer); otherwise the single-node broker from ``tools.kafka_broker`` is used if running,
 or started and stopped again when the last session holding it ends. If it cannot start, Kafka
 tests skip, unless ``EPIFLOW_REQUIRE_KAFKA=1`` makes that a failure. Tests that stop, kill or
-restart a broker use ``private_kafka_broker`` so they never disturb the shared one.
+restart a broker use ``private_kafka_broker`` so they never disturb the shared one; tests of
+authentication and ACLs use ``secure_kafka``, a secured broker of their own.
 """
 
 from __future__ import annotations
@@ -12,8 +13,12 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
@@ -131,3 +136,44 @@ def private_kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[o
         yield settings
     finally:
         stop_broker(settings=settings)
+
+
+@dataclass(frozen=True)
+class SecureKafka:
+    """The secured test broker: its bootstrap, CA certificate and the super-user's ``EPIFLOW_*`` settings."""
+
+    bootstrap: str
+    ca_file: Path
+    admin_env: dict[str, str] = field(repr=False)
+
+    def env_as(self, user: str, password: str) -> dict[str, str]:
+        """The same settings for another principal."""
+        return {**self.admin_env, "EPIFLOW_KAFKA_SASL_USERNAME": user, "EPIFLOW_KAFKA_SASL_PASSWORD": password}
+
+
+def _broker_cli(env: dict[str, str], *args: str, timeout: float = 240.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tools.kafka_broker", *args], cwd=Path(__file__).resolve().parent.parent,
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="session")
+def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKafka]:
+    """A secured broker of this session's own (SASL_SSL, SCRAM-SHA-512, ACLs), started and stopped with the
+    same `python -m tools.kafka_broker up --secure` / `down --secure` the README gives; a broker that cannot
+    start skips its tests, or fails them under ``EPIFLOW_REQUIRE_KAFKA=1``."""
+    port = _free_port()
+    controller_port = _free_port()
+    while controller_port == port:
+        controller_port = _free_port()
+    env = {"EPIFLOW_KAFKA_SECURE_CACHE": str(tmp_path_factory.mktemp("kafka-secure")),
+           "EPIFLOW_KAFKA_SECURE_PORT": str(port), "EPIFLOW_KAFKA_SECURE_CONTROLLER_PORT": str(controller_port)}
+    started = _broker_cli(env, "up", "--secure")
+    try:
+        if started.returncode != 0:
+            _unavailable(f"`python -m tools.kafka_broker up --secure` exited {started.returncode}: {started.stderr.strip()[-2000:]}")
+        admin_env = dict(line.split("=", 1) for line in
+                         (Path(env["EPIFLOW_KAFKA_SECURE_CACHE"]) / "admin.env").read_text().splitlines() if line)
+        yield SecureKafka(bootstrap=f"127.0.0.1:{port}", ca_file=Path(admin_env["EPIFLOW_KAFKA_SSL_CAFILE"]),
+                          admin_env=admin_env)
+    finally:
+        _broker_cli(env, "down", "--secure", timeout=60)

@@ -24,6 +24,7 @@ import orjson
 
 from pipeline.access import AccessList, access_file_text, new_token
 from tests.streams.api_helpers import free_port, scan
+from tools.kafka_clients import client_options
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,7 +40,8 @@ async def _wait_ready(base: str, token: str, timeout: float = 120.0) -> None:
         while time.monotonic() < deadline:
             try:
                 async with session.post(f"{base}/api/checkpoints/cp-01/scans", data=orjson.dumps(scan()),
-                                        headers={"Authorization": f"Bearer {token}"}) as r:
+                                        headers={"Authorization": f"Bearer {token}",
+                                                 "Content-Type": "application/json"}) as r:
                     if r.status == 200:
                         return
             except aiohttp.ClientError:
@@ -102,7 +104,7 @@ def _delete_topics(bootstrap: str, prefix: str) -> None:
     """Remove the run's topics (about 200 queue topics) so runs do not pile up on a shared broker."""
     from kafka import KafkaAdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(**client_options(bootstrap, "kafka-python"))
     try:
         ours = [t for t in admin.list_topics() if t.startswith(prefix) or t.startswith(prefix[:-1] + "-worker")]
         if ours:

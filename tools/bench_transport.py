@@ -23,6 +23,7 @@ from typing import Any
 import faust
 
 from streams.memory import drop_broker, get_broker
+from tools.kafka_clients import client_options
 
 VALUE_BYTES = 500
 DEFAULT_RECORDS = 20_000
@@ -106,10 +107,10 @@ def bench_kafka(bootstrap: str, records: int, timeout: float) -> dict:
 
     run = uuid.uuid4().hex[:8]
     source, sink = f"bench-{run}-in", f"bench-{run}-out"
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="epiflow-bench")
+    admin = KafkaAdminClient(**client_options(bootstrap, "kafka-python"), client_id="epiflow-bench")
     try:
         admin.create_topics([NewTopic(source, 1, 1), NewTopic(sink, 1, 1)])
-        producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=256 * 1024)
+        producer = KafkaProducer(**client_options(bootstrap, "kafka-python"), linger_ms=20, batch_size=256 * 1024)
         value = os.urandom(VALUE_BYTES)
         for _ in range(records):
             producer.send(source, value=value, partition=0)

@@ -32,6 +32,8 @@ from typing import Any
 
 import orjson
 
+from tools.kafka_clients import client_options
+
 __all__ = ["measure_naive", "measure_workers"]
 
 log = logging.getLogger(__name__)
@@ -91,7 +93,7 @@ def _create_topics(bootstrap: str, names: Sequence[str], partitions: int) -> Non
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="bench-worker")
+    admin = KafkaAdminClient(**client_options(bootstrap, "kafka-python"), client_id="bench-worker")
     try:
         admin.create_topics([NewTopic(n, partitions, 1) for n in names], timeout_ms=20_000)
     finally:
@@ -101,7 +103,7 @@ def _create_topics(bootstrap: str, names: Sequence[str], partitions: int) -> Non
 def _delete_prefix(bootstrap: str, prefix: str) -> None:
     from kafka import KafkaAdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="bench-worker")
+    admin = KafkaAdminClient(**client_options(bootstrap, "kafka-python"), client_id="bench-worker")
     try:
         ours = [t for t in admin.list_topics() if t.startswith(prefix + ".") or t.startswith(prefix + "-")]
         if ours:
@@ -115,7 +117,7 @@ def _delete_prefix(bootstrap: str, prefix: str) -> None:
 async def _prefill(bootstrap: str, prefix: str, records: Sequence[tuple[str, bytes]]) -> float:
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024, acks=1)
+    producer = AIOKafkaProducer(**client_options(bootstrap, "aiokafka"), linger_ms=20, max_batch_size=512 * 1024, acks=1)
     await producer.start()
     started = time.perf_counter()
     try:
@@ -131,7 +133,7 @@ async def _paced(bootstrap: str, prefix: str, records: Sequence[tuple[str, bytes
     """Send `records` at `rate` per second (10 ms ticks); returns event_id → send time (ms) and the seconds taken."""
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, max_batch_size=256 * 1024, acks=1)
+    producer = AIOKafkaProducer(**client_options(bootstrap, "aiokafka"), linger_ms=2, max_batch_size=256 * 1024, acks=1)
     await producer.start()
     sent_at: dict[str, int] = {}
     try:
@@ -158,7 +160,7 @@ def _triage_records(bootstrap: str, prefix: str) -> list[tuple[int, dict[str, An
     """(broker timestamp ms, message) of every record on the community and unassigned triage topics."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = KafkaConsumer(**client_options(bootstrap, "kafka-python"), enable_auto_commit=False, group_id=None)
     try:
         topics = [t for t in consumer.topics() if t.startswith(f"{prefix}.triage.") and ".triage.street." not in t]
         tps = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
@@ -272,7 +274,8 @@ def _start(env: dict[str, str], folder: Path, name: str) -> Any:
     from tools.workers import start_worker
 
     port = _free_port()
-    worker = start_worker({**env, "EPIFLOW_WEB_PORT": str(port)}, port, log_dir=folder, name=name)
+    data = {"EPIFLOW_DATA_DIR": str(Path(env["EPIFLOW_DATA_DIR"]) / name)}  # one RocksDB dir per worker
+    worker = start_worker({**env, **data, "EPIFLOW_WEB_PORT": str(port)}, port, log_dir=folder, name=name)
     try:
         worker.wait_ready(timeout=120)
     except Exception:
@@ -452,7 +455,7 @@ def _restart(running: list[Any], env: dict[str, str], folder: Path) -> dict[str,
         worker.terminate(timeout=60)
     disk = _disk_bytes(folder / "data")
     started = time.monotonic()
-    running[:] = [_start(env, folder, f"restarted{n}") for n in range(len(running))]
+    running[:] = [_start(env, folder, f"worker{n}") for n in range(len(running))]
     for worker in running:
         worker.wait_for(lambda s: bool(s.get("recovered")), timeout=3600, what="tables recovered")
     seconds = time.monotonic() - started
@@ -481,8 +484,8 @@ def _naive_state_loop(bootstrap: str, topic: str, sink: str, count: int, secret:
     regions, communities = load_indexes(folder / "risk_regions.geojson", settings.path(settings.communities))
     lookback = timedelta(seconds=rules.windows.lookback)
     states: dict[str, Any] = {}
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, max_poll_records=1)
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
+    consumer = KafkaConsumer(**client_options(bootstrap, "kafka-python"), enable_auto_commit=False, group_id=None, max_poll_records=1)
+    producer = KafkaProducer(**client_options(bootstrap, "kafka-python"), linger_ms=0, acks=1)
     tp = TopicPartition(topic, 0)
     consumer.assign([tp])
     consumer.seek_to_beginning(tp)
@@ -541,7 +544,7 @@ def measure_naive(bootstrap: str, *, records: int = 3000, seed: int = 5, kafka_v
 async def _prefill_one(bootstrap: str, topic: str, values: Sequence[bytes]) -> None:
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024, acks=1)
+    producer = AIOKafkaProducer(**client_options(bootstrap, "aiokafka"), linger_ms=20, max_batch_size=512 * 1024, acks=1)
     await producer.start()
     try:
         for value in values:

@@ -34,6 +34,7 @@ from typing import Any
 
 import orjson
 
+from tools.kafka_clients import client_options
 from tools.workers import WorkerProcess, start_worker
 
 __all__ = [
@@ -80,6 +81,7 @@ class Deployment:
     folder: Path
     manifest: dict[str, Any]
     partitions: int
+    store: str = "memory://"
     session_timeout: float = 10.0
     workers: list[WorkerProcess] = field(default_factory=list)
 
@@ -99,6 +101,7 @@ class Deployment:
             "EPIFLOW_BROKER": f"kafka://{self.bootstrap}",
             "EPIFLOW_TOPIC_PREFIX": self.prefix,
             "EPIFLOW_PARTITIONS": str(self.partitions),
+            "EPIFLOW_STORE": self.store,
             "EPIFLOW_REGIONS": str(self.folder / "risk_regions.geojson"),
             "EPIFLOW_INSECURE_DEMO_SECRET": "true",
             # Faust's own: how soon the group notices a dead member (default 60 s) and rebalances without it
@@ -110,7 +113,8 @@ class Deployment:
         return f"{self.prefix}.{name}"
 
     def start_worker(self, name: str = "worker", web_port: int | None = None) -> WorkerProcess:
-        """A worker subprocess of this deployment; a restart passes the dead one's port to keep its log."""
+        """A worker subprocess of this deployment; a restart passes the dead one's port to keep its log
+        and its data dir (a RocksDB store then recovers from its own files plus the changelog's tail)."""
         port = web_port or free_port()
         env = {**self.env, "EPIFLOW_DATA_DIR": str(self.folder / f"data-{port}")}
         worker = start_worker(env, port, log_dir=self.folder / "logs", name=name)
@@ -141,7 +145,7 @@ class Deployment:
         if KEEP_TOPICS:
             return
         with contextlib.suppress(Exception):
-            admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10_000)
+            admin = KafkaAdminClient(**client_options(self.bootstrap, "kafka-python"), request_timeout_ms=10_000)
             try:
                 ours = [t for t in admin.list_topics() if t.startswith(self.prefix + ".") or t.startswith(self.prefix + "-")]
                 if ours:
@@ -150,8 +154,10 @@ class Deployment:
                 admin.close()
 
 
-def new_deployment(bootstrap: str, workdir: Path, *, people: int, seed: int = 11, partitions: int = 4) -> Deployment:
-    """A fresh topic prefix and a simulation anchored at now (the workers use the wall clock)."""
+def new_deployment(
+    bootstrap: str, workdir: Path, *, people: int, seed: int = 11, partitions: int = 4, store: str = "memory://"
+) -> Deployment:
+    """A fresh topic prefix and a simulation anchored at now (the workers use the wall clock), on table `store`."""
     from pipeline.simulate import write_simulation
 
     if people < 1:
@@ -160,7 +166,8 @@ def new_deployment(bootstrap: str, workdir: Path, *, people: int, seed: int = 11
     folder = Path(workdir) / prefix
     at = datetime.now(UTC).replace(microsecond=0)
     manifest = write_simulation(folder, seed, people, at)
-    return Deployment(bootstrap=bootstrap, prefix=prefix, folder=folder, manifest=manifest, partitions=partitions)
+    return Deployment(bootstrap=bootstrap, prefix=prefix, folder=folder, manifest=manifest, partitions=partitions,
+                      store=store)
 
 
 def input_records(folder: Path) -> list[tuple[str, bytes]]:
@@ -210,7 +217,7 @@ class Pusher:
         from kafka import KafkaProducer
 
         try:
-            producer = KafkaProducer(bootstrap_servers=self.deployment.bootstrap, linger_ms=5, acks="all",
+            producer = KafkaProducer(**client_options(self.deployment.bootstrap, "kafka-python"), linger_ms=5, acks="all",
                                      retries=2_147_483_647, max_block_ms=120_000)
             try:
                 held_s = 0.0
@@ -260,7 +267,7 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Messag
     """Every record of a topic, from the beginning to the end offsets at the time of the call."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = KafkaConsumer(**client_options(bootstrap, "kafka-python"), enable_auto_commit=False, group_id=None)
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in partitions]
@@ -284,7 +291,7 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Messag
 def list_topics(bootstrap: str, prefix: str) -> list[str]:
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(**client_options(bootstrap, "kafka-python"))
     try:
         return sorted(t for t in consumer.topics() if t.startswith(prefix))
     finally:
@@ -412,8 +419,8 @@ def wait_drained(deployment: Deployment, sent: int, timeout: float, quiet_s: flo
 
     group = f"{deployment.prefix}-worker"
     watched = [deployment.topic(k) for k in STREAM_FILES] + [deployment.topic("person-events")]
-    ends_reader = KafkaConsumer(bootstrap_servers=deployment.bootstrap, group_id=None, enable_auto_commit=False)
-    offsets_reader = KafkaConsumer(bootstrap_servers=deployment.bootstrap, group_id=group, enable_auto_commit=False)
+    ends_reader = KafkaConsumer(**client_options(deployment.bootstrap, "kafka-python"), group_id=None, enable_auto_commit=False)
+    offsets_reader = KafkaConsumer(**client_options(deployment.bootstrap, "kafka-python"), group_id=group, enable_auto_commit=False)
     try:
         deadline = time.monotonic() + timeout
         last_seen: tuple[Any, ...] | None = None
@@ -452,6 +459,8 @@ class DrillContext:
     bootstrap: str
     workdir: Path
     quick: bool
+    #: table store of the drill's workers: `memory://` or `rocksdb://`
+    store: str = "memory://"
 
 
 def _checked(result: dict[str, Any], figures: dict[str, Any]) -> None:
@@ -475,6 +484,9 @@ def _checked(result: dict[str, Any], figures: dict[str, Any]) -> None:
     if status and status.get("inputs", 0) != status.get("forwarded", 0) + status.get("dead_lettered", 0):
         problems.append(f"/api/status: inputs {status.get('inputs')} != forwarded {status.get('forwarded')} + "
                         f"dead_lettered {status.get('dead_lettered')}")
+    failed = {k: status.get(k, 0) for k in ("join_dead_lettered", "case_dead_lettered") if status.get(k, 0)}
+    if failed:
+        problems.append(f"/api/status: records the workers failed to process and dead-lettered: {failed}")
     if problems:
         raise DrillFailed("; ".join(problems))
 
@@ -528,7 +540,7 @@ DrillFn = Callable[[DrillContext, dict[str, Any]], None]
 
 def drill_kill_worker(ctx: DrillContext, result: dict[str, Any]) -> None:
     """Two workers; SIGKILL one when the group has consumed about a third of the input; restart it."""
-    deployment = new_deployment(ctx.bootstrap, ctx.workdir, people=4000 if ctx.quick else 12000)
+    deployment = new_deployment(ctx.bootstrap, ctx.workdir, people=4000 if ctx.quick else 12000, store=ctx.store)
     try:
         first, second = _two_workers(deployment)
         records = input_records(deployment.folder)
@@ -578,7 +590,7 @@ def drill_poison(ctx: DrillContext, result: dict[str, Any]) -> None:
     """Poisoned records in each input topic mid-stream (broken JSON, invalid UTF-8, null value, 512 KiB,
     deep nesting, wrong types, NaN/1e308 coordinates): each becomes a dead letter with a reason and its
     source topic; the workers stay up and every expected triage message arrives."""
-    deployment = new_deployment(ctx.bootstrap, ctx.workdir, people=2500 if ctx.quick else 10000)
+    deployment = new_deployment(ctx.bootstrap, ctx.workdir, people=2500 if ctx.quick else 10000, store=ctx.store)
     try:
         workers = list(_two_workers(deployment))
         records = input_records(deployment.folder)
@@ -632,7 +644,7 @@ def _is_poison(letter: dict[str, Any]) -> bool:
 def drill_rules_publish(ctx: DrillContext, result: dict[str, Any]) -> None:
     """`epiflow rules publish` of a new version while events stream in: every worker switches to it,
     messages after the switch carry it, and every expected triage message arrives."""
-    deployment = new_deployment(ctx.bootstrap, ctx.workdir, people=2500 if ctx.quick else 10000)
+    deployment = new_deployment(ctx.bootstrap, ctx.workdir, people=2500 if ctx.quick else 10000, store=ctx.store)
     try:
         workers = list(_two_workers(deployment))
         records = input_records(deployment.folder)
@@ -671,7 +683,7 @@ def drill_region_relist(ctx: DrillContext, result: dict[str, Any]) -> None:
     """`epiflow regions publish --lift ID` of a high-risk region while events stream in, then the region
     re-designated (`epiflow regions publish FILE`): every worker follows both, every expected triage
     message arrives (a visit counts as of the time the person was there)."""
-    deployment = new_deployment(ctx.bootstrap, ctx.workdir, people=2500 if ctx.quick else 10000)
+    deployment = new_deployment(ctx.bootstrap, ctx.workdir, people=2500 if ctx.quick else 10000, store=ctx.store)
     try:
         workers = list(_two_workers(deployment))
         records = input_records(deployment.folder)
@@ -715,7 +727,7 @@ def _active_region(path: Path, at: datetime) -> dict[str, Any]:
 def drill_slow_consumer(ctx: DrillContext, result: dict[str, Any]) -> None:
     """A kafka-python consumer on one community topic that sleeps between polls: the pipeline drains
     while it is still behind (not slowed down by it), and it then reads every message of that topic."""
-    deployment = new_deployment(ctx.bootstrap, ctx.workdir, people=2500 if ctx.quick else 10000)
+    deployment = new_deployment(ctx.bootstrap, ctx.workdir, people=2500 if ctx.quick else 10000, store=ctx.store)
     slow: _SlowConsumer | None = None
     try:
         _two_workers(deployment)
@@ -781,7 +793,7 @@ class _SlowConsumer:
     def start(self) -> _SlowConsumer:
         from kafka import KafkaConsumer
 
-        self._consumer = KafkaConsumer(self.topic, bootstrap_servers=self.bootstrap, group_id=self.group,
+        self._consumer = KafkaConsumer(self.topic, **client_options(self.bootstrap, "kafka-python"), group_id=self.group,
                                        auto_offset_reset="earliest", max_poll_records=1, enable_auto_commit=True)
         self._thread.start()
         return self
@@ -826,7 +838,7 @@ def drill_broker_restart(ctx: DrillContext, result: dict[str, Any]) -> None:
 
     broker = _private_broker_settings(ctx.workdir)
     ensure_broker(settings=broker)
-    deployment = new_deployment(broker.bootstrap, ctx.workdir, people=4000 if ctx.quick else 12000)
+    deployment = new_deployment(broker.bootstrap, ctx.workdir, people=4000 if ctx.quick else 12000, store=ctx.store)
     try:
         workers = list(_two_workers(deployment))
         records = input_records(deployment.folder)
@@ -920,6 +932,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller simulations (what the test suite runs)")
     parser.add_argument("--broker", default=os.environ.get("EPIFLOW_TEST_BROKER"), help="host:port of a running broker")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (simulations, worker logs) and the topics")
+    parser.add_argument("--store", choices=("memory://", "rocksdb://"), default=os.environ.get("EPIFLOW_STORE", "memory://"),
+                        help="table store of the workers")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
@@ -931,7 +945,7 @@ def main(argv: list[str] | None = None) -> int:
     KEEP_TOPICS = args.keep
     try:
         with _broker(args.broker) as bootstrap:
-            ctx = DrillContext(bootstrap=bootstrap, workdir=workdir, quick=args.quick)
+            ctx = DrillContext(bootstrap=bootstrap, workdir=workdir, quick=args.quick, store=args.store)
             for name in names:
                 result = run_drill(name, ctx)
                 failed += not result["ok"]

@@ -82,8 +82,7 @@ def _structures(worker: Any) -> dict[str, Any]:
             sizes = table_bytes(data.items())
         out[name] = sizes
     out["awaiting"] = {"cases": len(agents.awaiting), "dict_bytes": sys.getsizeof(agents.awaiting)}
-    out["places"] = {"rows": len(places), "keys": places.key_count, "column_bytes": places.nbytes,
-                     "key_table_bytes": getattr(places, "key_nbytes", None)}
+    out["places"] = {"rows": len(places), "column_bytes": places.nbytes}
     return out
 
 

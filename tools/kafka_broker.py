@@ -2,6 +2,9 @@
 
 Tests, benchmarks and failure drills call `ensure_broker()` / `stop_broker()` / `broker_running()`;
 the Makefile and CI call ``python -m tools.kafka_broker fetch|up|down|restart|status``.
+With ``--secure`` the same commands run a second, secured broker (SASL_SSL with SCRAM-SHA-512, a
+keytool-made CA and certificate, ACLs with nothing allowed by default, a super-user) on its own ports
+and data, sharing the jars; the plaintext broker is untouched by it.
 Jars, data, logs and the PID file live in a git-ignored cache (``.cache/kafka/`` or
 ``$EPIFLOW_KAFKA_CACHE``); every step that changes the broker holds a file lock, so several
 processes sharing one checkout start at most one broker.
@@ -14,8 +17,10 @@ import base64
 import contextlib
 import fcntl
 import hashlib
+import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -43,8 +48,10 @@ __all__ = [
     "kafka_version",
     "log_tail",
     "restart_broker",
+    "secure_broker_settings",
     "shared_broker",
     "stop_broker",
+    "super_user_env",
 ]
 
 log = logging.getLogger(__name__)
@@ -54,10 +61,16 @@ KAFKA_DIR = Path(__file__).resolve().parent / "kafka"
 POM = KAFKA_DIR / "pom.xml"
 LOG4J_CONFIG = KAFKA_DIR / "log4j2.properties"
 SERVER_TEMPLATE = KAFKA_DIR / "server.properties.template"
+SECURE_TEMPLATE = KAFKA_DIR / "server-secure.properties.template"
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 19092
 DEFAULT_CONTROLLER_PORT = 19093
+DEFAULT_SECURE_PORT = 19094
+DEFAULT_SECURE_CONTROLLER_PORT = 19095
+#: The secured broker's administrator: a super-user, created with the storage (SCRAM) before the first start.
+SUPER_USER = "admin"
+SCRAM_MECHANISM = "SCRAM-SHA-512"
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
 JVM_FLAGS = (
@@ -92,11 +105,16 @@ class PortInUseError(BrokerError):
 
 @dataclass(frozen=True)
 class BrokerSettings:
-    """Where the broker keeps its files and which ports it listens on."""
+    """Where the broker keeps its files and which ports it listens on.
+
+    A ``secure`` broker serves SASL_SSL (SCRAM-SHA-512) only, with ACLs enforced; its CA
+    certificate, keystores and super-user credentials live in ``<cache>/tls``.
+    """
 
     cache_dir: Path
     port: int
     controller_port: int
+    secure: bool = False
 
     @property
     def bootstrap(self) -> str:
@@ -142,6 +160,32 @@ class BrokerSettings:
     def started_by_lease_file(self) -> Path:
         return self.cache_dir / "started-by-lease"
 
+    @property
+    def tls_dir(self) -> Path:
+        return self.cache_dir / "tls"
+
+    @property
+    def ca_file(self) -> Path:
+        """PEM certificate of the CA that signed the secured broker's certificate (give it to clients)."""
+        return self.tls_dir / "ca.pem"
+
+    @property
+    def keystore_file(self) -> Path:
+        return self.tls_dir / "broker.p12"
+
+    @property
+    def truststore_file(self) -> Path:
+        return self.tls_dir / "truststore.p12"
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.tls_dir / "secrets.json"
+
+    @property
+    def admin_env_file(self) -> Path:
+        """``EPIFLOW_*`` lines that connect epiflow to the secured broker as the super-user."""
+        return self.cache_dir / "admin.env"
+
 
 def _env_port(name: str, default: int) -> int:
     raw = os.environ.get(name, "")
@@ -166,6 +210,22 @@ def broker_settings() -> BrokerSettings:
             f"broker and controller ports are both {port}; set EPIFLOW_KAFKA_CONTROLLER_PORT apart"
         )
     return BrokerSettings(cache_dir=Path(cache).resolve(), port=port, controller_port=controller_port)
+
+
+def secure_broker_settings() -> BrokerSettings:
+    """The secured broker: ``EPIFLOW_KAFKA_SECURE_CACHE`` (default ``<kafka cache>/secure``), ports
+    ``EPIFLOW_KAFKA_SECURE_PORT`` (19094) and ``EPIFLOW_KAFKA_SECURE_CONTROLLER_PORT`` (19095).
+    It is a broker of its own, beside the plaintext one, and links to the plaintext broker's jars."""
+    plain = broker_settings()
+    cache = Path(os.environ.get("EPIFLOW_KAFKA_SECURE_CACHE") or plain.cache_dir / "secure").resolve()
+    port = _env_port("EPIFLOW_KAFKA_SECURE_PORT", DEFAULT_SECURE_PORT)
+    controller_port = _env_port("EPIFLOW_KAFKA_SECURE_CONTROLLER_PORT", DEFAULT_SECURE_CONTROLLER_PORT)
+    if port == controller_port or {port, controller_port} & {plain.port, plain.controller_port}:
+        raise BrokerError(
+            f"secured broker ports {port}/{controller_port} collide with each other or with the plaintext broker's "
+            f"{plain.port}/{plain.controller_port}; set EPIFLOW_KAFKA_SECURE_PORT / EPIFLOW_KAFKA_SECURE_CONTROLLER_PORT"
+        )
+    return BrokerSettings(cache_dir=cache, port=port, controller_port=controller_port, secure=True)
 
 
 def kafka_version() -> str:
@@ -302,19 +362,21 @@ def _wait_port_closed(port: int, timeout: float) -> bool:
     return not _port_open(port)
 
 
-def _metadata_ok(bootstrap: str, timeout_ms: int = 5000) -> bool:
-    """True if kafka-python can bootstrap and fetch cluster metadata from ``bootstrap``."""
+def _metadata_ok(bootstrap: str, timeout_ms: int = 5000, settings: BrokerSettings | None = None) -> bool:
+    """True if kafka-python can bootstrap and fetch cluster metadata from ``bootstrap``
+    (as the super-user when ``settings`` is a secured broker's)."""
     from kafka import KafkaConsumer
     from kafka.errors import KafkaError
 
     try:
+        options = _client_options(settings) if settings is not None and settings.secure else {"bootstrap_servers": bootstrap}
         consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap,
+            **options,
             bootstrap_timeout_ms=timeout_ms,
             request_timeout_ms=timeout_ms,
             client_id="epiflow-broker-probe",
         )
-    except (KafkaError, OSError):
+    except (KafkaError, OSError, ValueError):
         return False
     try:
         consumer.topics()
@@ -328,7 +390,7 @@ def _metadata_ok(bootstrap: str, timeout_ms: int = 5000) -> bool:
 def broker_running(settings: BrokerSettings | None = None) -> bool:
     """True if this cache's broker process is alive and answers a metadata request."""
     settings = settings or broker_settings()
-    return _live_pid(settings) is not None and _metadata_ok(settings.bootstrap)
+    return _live_pid(settings) is not None and _metadata_ok(settings.bootstrap, settings=settings)
 
 
 def log_tail(lines: int = 40, settings: BrokerSettings | None = None) -> str:
@@ -378,14 +440,109 @@ def _java_command(
 
 
 def _write_config(settings: BrokerSettings) -> None:
-    template = string.Template(SERVER_TEMPLATE.read_text())
-    settings.config_file.write_text(
-        template.substitute(
-            port=settings.port,
-            controller_port=settings.controller_port,
-            data_dir=str(settings.data_dir),
+    values = {"port": settings.port, "controller_port": settings.controller_port, "data_dir": str(settings.data_dir)}
+    text = string.Template(SERVER_TEMPLATE.read_text()).substitute(values)
+    if settings.secure:
+        stored = _secrets(settings)
+        text += string.Template(SECURE_TEMPLATE.read_text()).substitute(
+            values, ca_file=settings.ca_file, keystore=settings.keystore_file, truststore=settings.truststore_file,
+            store_password=stored["store_password"], super_user=SUPER_USER, super_password=stored["super_password"],
         )
-    )
+    settings.config_file.touch(mode=0o600)
+    settings.config_file.write_text(text)
+
+
+# --------------------------------------------------------------------------- secured broker
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (it holds passwords)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(text)
+
+
+def _secrets(settings: BrokerSettings) -> dict[str, str]:
+    """The secured broker's keystore and super-user passwords, made once per cache and kept."""
+    try:
+        return json.loads(settings.secrets_file.read_text())
+    except (FileNotFoundError, ValueError):
+        stored = {"store_password": secrets.token_urlsafe(18), "super_password": secrets.token_urlsafe(18)}
+        _write_private(settings.secrets_file, json.dumps(stored))
+        return stored
+
+
+def _keytool() -> str:
+    """The JDK's keytool, beside the `java` that runs the broker."""
+    beside = Path(os.path.realpath(_java())).parent / "keytool"
+    found = str(beside) if beside.is_file() else shutil.which("keytool")
+    if found is None:
+        raise BrokerStartError("`keytool` (part of the Java runtime) was not found beside java or on PATH")
+    return found
+
+
+def _run_keytool(*args: str) -> None:
+    result = subprocess.run([_keytool(), *args, "-noprompt"], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        command = args[0] if args else ""
+        raise BrokerStartError(f"keytool {command} failed (exit {result.returncode}): {(result.stdout + result.stderr).strip()}")
+
+
+def _ensure_tls(settings: BrokerSettings) -> None:
+    """A self-signed CA and a broker certificate for 127.0.0.1 signed by it, unless they are there."""
+    if settings.ca_file.is_file() and settings.keystore_file.is_file() and settings.truststore_file.is_file():
+        return
+    tls = settings.tls_dir
+    tls.mkdir(parents=True, exist_ok=True)
+    password = _secrets(settings)["store_password"]
+    ca_store, request, signed = tls / "ca.p12", tls / "broker.csr", tls / "broker.pem"
+    for path in (ca_store, settings.keystore_file, settings.truststore_file, settings.ca_file, request, signed):
+        path.unlink(missing_ok=True)
+    store = ("-storetype", "PKCS12", "-storepass", password)
+    key = ("-keyalg", "EC", "-groupname", "secp256r1", "-validity", "3650")
+    san = "SAN=ip:127.0.0.1,dns:localhost"
+    _run_keytool("-genkeypair", "-alias", "ca", "-dname", "CN=epiflow test CA", *key, "-ext", "bc:c",
+                 "-keystore", str(ca_store), *store)
+    _run_keytool("-exportcert", "-rfc", "-alias", "ca", "-keystore", str(ca_store), *store, "-file", str(settings.ca_file))
+    _run_keytool("-genkeypair", "-alias", "broker", "-dname", "CN=127.0.0.1", *key, "-ext", san,
+                 "-keystore", str(settings.keystore_file), *store)
+    _run_keytool("-certreq", "-alias", "broker", "-keystore", str(settings.keystore_file), *store, "-file", str(request))
+    _run_keytool("-gencert", "-rfc", "-alias", "ca", "-keystore", str(ca_store), *store, "-infile", str(request),
+                 "-outfile", str(signed), "-validity", "3650", "-ext", san)
+    _run_keytool("-importcert", "-alias", "ca", "-file", str(settings.ca_file), "-keystore", str(settings.keystore_file), *store)
+    _run_keytool("-importcert", "-alias", "broker", "-file", str(signed), "-keystore", str(settings.keystore_file), *store)
+    _run_keytool("-importcert", "-alias", "ca", "-file", str(settings.ca_file), "-keystore", str(settings.truststore_file), *store)
+    for path in (ca_store, request, signed):
+        path.unlink(missing_ok=True)
+    log.info("made a test CA and a broker certificate in %s", tls)
+
+
+def super_user_env(settings: BrokerSettings) -> dict[str, str]:
+    """``EPIFLOW_*`` settings that connect epiflow's commands to the secured broker as its super-user."""
+    if not settings.secure:
+        raise BrokerError(f"the broker in {settings.cache_dir} is not a secured one (start it with `up --secure`)")
+    return {
+        "EPIFLOW_BROKER": f"kafka://{settings.bootstrap}",
+        "EPIFLOW_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "EPIFLOW_KAFKA_SASL_MECHANISM": SCRAM_MECHANISM,
+        "EPIFLOW_KAFKA_SASL_USERNAME": SUPER_USER,
+        "EPIFLOW_KAFKA_SASL_PASSWORD": _secrets(settings)["super_password"],
+        "EPIFLOW_KAFKA_SSL_CAFILE": str(settings.ca_file),
+    }
+
+
+def _client_options(settings: BrokerSettings) -> dict[str, object]:
+    """kafka-python options for the super-user, built by epiflow's one options function."""
+    from pipeline.settings import Settings
+    from streams.kafka_options import kafka_client_options
+
+    env = super_user_env(settings)
+    return kafka_client_options(Settings(
+        broker=env["EPIFLOW_BROKER"], insecure_demo_secret=True, kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism=SCRAM_MECHANISM, kafka_sasl_username=SUPER_USER,
+        kafka_sasl_password=env["EPIFLOW_KAFKA_SASL_PASSWORD"], kafka_ssl_cafile=settings.ca_file,
+    ), "kafka-python")
 
 
 def _format_storage(settings: BrokerSettings) -> None:
@@ -398,11 +555,15 @@ def _format_storage(settings: BrokerSettings) -> None:
         cluster_id,
         "-c",
         str(settings.config_file),
+        *(("--add-scram", f"{SCRAM_MECHANISM}=[name={SUPER_USER},password={_secrets(settings)['super_password']}]")
+          if settings.secure else ()),
         heap=("-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true"),
     )
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         output = (result.stdout + result.stderr).strip()
+        if settings.secure:
+            output = output.replace(_secrets(settings)["super_password"], "***")
         raise BrokerStartError(f"formatting {settings.data_dir} failed (exit {result.returncode}):\n{output}")
     log.info("formatted %s for cluster %s", settings.data_dir, cluster_id)
 
@@ -423,7 +584,7 @@ def _wait_healthy(settings: BrokerSettings, process: subprocess.Popen[bytes], de
             raise BrokerStartError(
                 f"broker exited with {process.returncode} during start-up; last log lines:\n{log_tail(settings=settings)}"
             )
-        if _port_open(settings.port) and _metadata_ok(settings.bootstrap, timeout_ms=3000):
+        if _port_open(settings.port) and _metadata_ok(settings.bootstrap, timeout_ms=3000, settings=settings):
             return
         time.sleep(0.25)
     _kill(process.pid, timeout=5.0)
@@ -439,7 +600,7 @@ def _start_unlocked(settings: BrokerSettings, keep_data: bool, timeout: float) -
     if pid is not None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if _metadata_ok(settings.bootstrap, timeout_ms=3000):
+            if _metadata_ok(settings.bootstrap, timeout_ms=3000, settings=settings):
                 return settings.bootstrap, False
             if _live_pid(settings) is None:
                 break
@@ -455,7 +616,12 @@ def _start_unlocked(settings: BrokerSettings, keep_data: bool, timeout: float) -
                 f"port {port} on {HOST} is already in use by another process; "
                 "stop it or choose other ports with EPIFLOW_KAFKA_PORT / EPIFLOW_KAFKA_CONTROLLER_PORT"
             )
+    if settings.secure and not settings.lib_dir.exists():
+        settings.lib_dir.symlink_to(fetch_jars(), target_is_directory=True)
     _fetch_unlocked(settings)
+    if settings.secure:
+        _ensure_tls(settings)
+        _write_private(settings.admin_env_file, "".join(f"{k}={v}\n" for k, v in super_user_env(settings).items()))
     _write_config(settings)
     if not (keep_data and _data_formatted(settings)):
         shutil.rmtree(settings.data_dir, ignore_errors=True)
@@ -656,7 +822,7 @@ def _stop_when_idle(settings: BrokerSettings) -> str:
 
 def _status(settings: BrokerSettings) -> int:
     pid = _live_pid(settings)
-    healthy = pid is not None and _metadata_ok(settings.bootstrap)
+    healthy = pid is not None and _metadata_ok(settings.bootstrap, settings=settings)
     state = "running" if healthy else ("unhealthy" if pid is not None else "stopped")
     lines = [
         f"kafka {kafka_version()}: {state}",
@@ -695,7 +861,12 @@ def _parser() -> argparse.ArgumentParser:
     restart = sub.add_parser("restart", help="stop and start again on the same data dir")
     restart.add_argument("--force", action="store_true", help="SIGKILL instead of a clean shutdown")
     restart.add_argument("--timeout", type=float, default=START_TIMEOUT_S, help="seconds to wait for health")
-    sub.add_parser("status", help="show whether the broker runs; exit 1 if it is not healthy")
+    status = sub.add_parser("status", help="show whether the broker runs; exit 1 if it is not healthy")
+    for command in (up, down, restart, status):
+        command.add_argument(
+            "--secure", action="store_true",
+            help="the secured broker (SASL_SSL, SCRAM-SHA-512, ACLs) on its own ports and data, beside the plaintext one",
+        )
     return parser
 
 
@@ -704,7 +875,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     try:
-        settings = broker_settings()
+        settings = secure_broker_settings() if getattr(args, "secure", False) else broker_settings()
         if args.command == "fetch":
             started = time.monotonic()
             lib = fetch_jars(settings)
@@ -731,6 +902,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"broker up on {bootstrap} ({time.monotonic() - started:.1f} s)")
         else:
             print(f"broker already running on {bootstrap}")
+        if settings.secure:
+            print(f"  SASL_SSL, {SCRAM_MECHANISM}; CA certificate {settings.ca_file}")
+            print(f"  super-user {SUPER_USER!r}: its EPIFLOW_* settings are in {settings.admin_env_file}")
         return 0
     except BrokerError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -18,6 +18,8 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 
+from tools.kafka_clients import client_options
+
 __all__ = ["CeilingResult", "measure_raw_ceiling"]
 
 log = logging.getLogger(__name__)
@@ -54,7 +56,7 @@ async def _prefill(bootstrap: str, topic: str, records: int, value_bytes: int, k
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+        **client_options(bootstrap, "aiokafka"),
         linger_ms=20,
         max_batch_size=512 * 1024,
         acks=1,
@@ -87,13 +89,13 @@ async def _forward(
     from aiokafka.structs import TopicPartition
 
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **client_options(bootstrap, "aiokafka"),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=linger_ms, max_batch_size=max_batch_size, acks=1
+        **client_options(bootstrap, "aiokafka"), linger_ms=linger_ms, max_batch_size=max_batch_size, acks=1
     )
     await consumer.start()
     await producer.start()
@@ -124,7 +126,7 @@ async def _forward(
 def _end_offsets_total(bootstrap: str, topic: str, partitions: int) -> int:
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(**client_options(bootstrap, "kafka-python"))
     try:
         ends = consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
         return sum(ends.values())
@@ -165,7 +167,7 @@ def measure_raw_ceiling(
 
     suffix = uuid.uuid4().hex[:10]
     source, sink = f"bench.raw-in.{suffix}", f"bench.raw-out.{suffix}"
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="raw-ceiling")
+    admin = KafkaAdminClient(**client_options(bootstrap, "kafka-python"), client_id="raw-ceiling")
     spec = {"num_partitions": partitions, "replication_factor": 1}
     admin.create_topics({source: spec, sink: spec}, timeout_ms=10_000, wait_for_metadata=True)
     try:

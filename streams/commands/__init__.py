@@ -6,6 +6,7 @@ from streams.commands import (
     cmd_evaluate,
     cmd_geo,
     cmd_id,
+    cmd_kafka,
     cmd_publish,
     cmd_queue,
     cmd_report,
@@ -14,6 +15,6 @@ from streams.commands import (
     cmd_worker,
 )
 
-COMMAND_MODULES = [cmd_id, cmd_geo, cmd_rules, cmd_evaluate, cmd_simulate, cmd_worker, cmd_demo, cmd_publish, cmd_access, cmd_queue, cmd_report]
+COMMAND_MODULES = [cmd_id, cmd_geo, cmd_rules, cmd_evaluate, cmd_simulate, cmd_worker, cmd_demo, cmd_publish, cmd_access, cmd_queue, cmd_report, cmd_kafka]
 
 __all__ = ["COMMAND_MODULES"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -21,20 +22,40 @@ def _demo(
     """Run embedded broker + worker + simulator in one process, with a live table and a summary."""
     from rich.console import Console
 
-    from streams.demo import run_demo
+    from streams.demo import DemoNotReady, run_demo
 
     if duration <= 0 or rate <= 0:
         typer.echo(f"error: --duration and --rate must be positive (got {duration}, {rate})", err=True)
         raise typer.Exit(2)
     settings = load_settings(broker="memory://demo", web_port=web_port)
     console = Console()
-    summary = asyncio.run(run_demo(settings, duration=duration, rate=rate, seed=seed, console=console))
+    try:
+        summary = asyncio.run(run_demo(settings, duration=duration, rate=rate, seed=seed, console=console))
+    except DemoNotReady as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     console.print_json(json.dumps(summary, ensure_ascii=False))
     if json_summary:
         json_summary.write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    if summary["events_in"] != summary["forwarded"] + summary["dead_lettered"]:
-        typer.echo("error: accounting does not hold (events_in != forwarded + dead_lettered)", err=True)
+    problems = demo_problems(summary)
+    for text in problems:
+        typer.echo(f"error: {text}", err=True)
+    if problems:
         raise typer.Exit(1)
+
+
+def demo_problems(summary: dict[str, Any]) -> list[str]:
+    """What makes a finished demo a failure (the exit status `make demo` and `.ci/run` check)."""
+    problems = []
+    if summary["events_in"] != summary["forwarded"] + summary["dead_lettered"]:
+        problems.append("accounting does not hold (events_in != forwarded + dead_lettered)")
+    if not summary["drained"]:
+        problems.append(f"timed out: {summary['events_in']} of {summary['sent']} inputs read, {summary['joined']} of "
+                        f"{summary['person_events']} person events joined {summary['drain_limit_s']:.0f} s after the traffic stopped "
+                        f"(log: {summary['log_file']})")
+    if not summary["flagged"]:
+        problems.append(f"nobody was flagged (log: {summary['log_file']})")
+    return problems
 
 
 def register(root: typer.Typer) -> None:

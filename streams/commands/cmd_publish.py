@@ -18,11 +18,18 @@ def _fail(message: str) -> None:
     raise typer.Exit(1)
 
 
+def _kafka_failure(exc: Exception) -> None:
+    """A broker that cannot be reached, refused the credentials or the ACLs: one line naming the error."""
+    _fail(f"Kafka refused or did not answer: {type(exc).__name__}: {exc}")
+
+
 def _publish_rules(
     file: Path = typer.Argument(None, help="rules document (default: settings `rules`)"),
     broker: str = typer.Option(None, help="kafka://host:port"),
 ) -> None:
     """Validate a rules document, then publish it as the active rules on the compacted rules topic."""
+    from kafka.errors import KafkaError
+
     from pipeline.rules import parse_rules
     from streams.publish import send_records
 
@@ -34,6 +41,8 @@ def _publish_rules(
         send_records(settings, settings.topic("rules"), [(b"active", text.encode("utf-8"))])
     except (PipelineError, OSError) as exc:
         _fail(str(exc))
+    except KafkaError as exc:
+        _kafka_failure(exc)
     typer.echo(f"published rules version {rules.version} to {settings.topic('rules')}")
 
 
@@ -43,6 +52,8 @@ def _publish_regions(
     broker: str = typer.Option(None, help="kafka://host:port"),
 ) -> None:
     """Validate and upsert risk regions (keyed by id), or lift regions by id."""
+    from kafka.errors import KafkaError
+
     from geo.errors import GeoError
     from geo.load import load_regions, region_from_feature, region_to_feature
     from streams.publish import latest_records, send_records
@@ -67,24 +78,49 @@ def _publish_regions(
         count = send_records(settings, topic, records)
     except (PipelineError, GeoError, OSError) as exc:
         _fail(str(exc))
+    except KafkaError as exc:
+        _kafka_failure(exc)
     typer.echo(f"published {count} region record(s) to {topic}")
 
 
 def _produce(
-    file: Path = typer.Argument(..., help="JSONL file, one input document per line"),
+    file: Path = typer.Argument(..., help="JSONL file, one input document per line (or a .json file: one document or an array)"),
     topic: str = typer.Option(..., help="|".join(INPUT_KINDS)),
     broker: str = typer.Option(None, help="kafka://host:port"),
+    now: bool = typer.Option(False, "--now", help="re-date the records so the latest event time is now (intervals kept)"),
+    out: Path | None = typer.Option(None, "--out", help="write the records here ('-': stdout) instead of sending them"),
 ) -> None:
     """Push recorded or simulated events, one line per record (ingest validates and dead-letters)."""
-    from streams.publish import produce_lines
+    from kafka.errors import KafkaError
+
+    from pipeline.replay import read_records, redate
+    from streams.publish import produce_lines, send_records
 
     if topic not in INPUT_KINDS:
         _fail(f"--topic was {topic!r} but is expected to be one of {', '.join(INPUT_KINDS)}")
     try:
+        records = None
+        if now or out is not None or file.suffix.lower() == ".json":
+            records = read_records(file)
+            if now:
+                records = redate(records, datetime.now(UTC))
+        if out is not None:
+            text = b"".join(r + b"\n" for r in records)
+            if str(out) == "-":
+                typer.echo(text.decode("utf-8"), nl=False)
+            else:
+                out.write_bytes(text)
+                typer.echo(f"wrote {len(records)} record(s) to {out}", err=True)
+            return
         settings = load_settings(broker=broker, insecure_demo_secret=True)
-        count = produce_lines(settings, settings.topic(topic), file)
+        if records is None:
+            count = produce_lines(settings, settings.topic(topic), file)
+        else:
+            count = send_records(settings, settings.topic(topic), [(None, r) for r in records])
     except (PipelineError, OSError) as exc:
         _fail(str(exc))
+    except KafkaError as exc:
+        _kafka_failure(exc)
     typer.echo(f"produced {count} record(s) to {settings.topic(topic)}")
 
 

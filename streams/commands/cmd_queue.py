@@ -1,17 +1,28 @@
-"""`epiflow queue tail|accept|resolve`: follow a community's triage topic and close cases from a terminal (kafka-python)."""
+"""`epiflow queue tail|accept|resolve`: follow a community's triage topic and close cases from a terminal (kafka-python).
+
+None of them hashes an ID number, so none needs the HMAC secret. A case step is sent only for a case the
+workers hold: the CLI looks its id up in the cases table's changelog first and refuses an unknown one.
+"""
 
 from __future__ import annotations
 
 import getpass
+import time
 from datetime import UTC, datetime
 
 import orjson
 import typer
 
+from pipeline.cases import Case
+from pipeline.errors import SettingsError
 from pipeline.events import CaseEvent
-from pipeline.settings import load_settings
-from streams.publish import kafka_client_options, send_records
+from pipeline.settings import Settings, load_settings
+from streams.kafka_options import kafka_client_options
+from streams.publish import send_records
 from streams.topics import triage_topic_name
+
+#: How long a case look-up may read the cases changelog before giving up.
+LOOKUP_SECONDS = 20.0
 
 _app = typer.Typer(help="A community's queue: follow it, accept and resolve cases.", no_args_is_help=True)
 
@@ -37,10 +48,10 @@ def tail(
     """Follow `epiflow.triage.<CODE>`, one line per message."""
     from kafka import KafkaConsumer
 
-    settings = load_settings(broker=broker)
+    settings = _kafka_settings(broker, "queue tail", f"open /communities/{code} on the worker's web server")
     topic = triage_topic_name(settings.topic_prefix, code)
-    consumer = KafkaConsumer(topic, group_id=None, enable_auto_commit=False,
-                             auto_offset_reset="earliest" if from_beginning else "latest", **kafka_client_options(settings))
+    consumer = KafkaConsumer(topic, group_id=None, enable_auto_commit=False, allow_auto_create_topics=False,
+                             auto_offset_reset="earliest" if from_beginning else "latest", **kafka_client_options(settings, "kafka-python"))
     seen = 0
     try:
         for record in consumer:
@@ -54,8 +65,60 @@ def tail(
         consumer.close()
 
 
+def _kafka_settings(broker: str | None, command: str, instead: str) -> Settings:
+    """Settings of a kafka:// deployment (no secret needed: these commands never hash an ID number)."""
+    settings = load_settings(broker=broker, insecure_demo_secret=True)
+    if not settings.broker.startswith("kafka://"):
+        raise SettingsError(
+            f"broker was {settings.broker!r}: `epiflow {command}` talks to a kafka:// broker (EPIFLOW_BROKER or --broker); "
+            f"the embedded memory:// broker lives inside its worker process, so {instead}"
+        )
+    return settings
+
+
+def cases_changelog(settings: Settings) -> str:
+    """The compacted changelog of the workers' cases table (Faust names it `<app id>-cases-changelog`)."""
+    return f"{settings.topic_prefix}-worker-cases-changelog"
+
+
+def find_case(settings: Settings, case_id: str, timeout_s: float = LOOKUP_SECONDS) -> Case | None:
+    """The case as the workers last stored it, read from its changelog partition; None when there is none."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.partitioner.default import murmur2
+
+    topic = cases_changelog(settings)
+    key = case_id.encode()
+    consumer = KafkaConsumer(enable_auto_commit=False, group_id=None, allow_auto_create_topics=False,
+                             **kafka_client_options(settings, "kafka-python"))
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            return None
+        tp = TopicPartition(topic, (murmur2(key) & 0x7FFFFFFF) % len(partitions))
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        end = consumer.end_offsets([tp])[tp]
+        found: bytes | None = None
+        deadline = time.monotonic() + timeout_s
+        while consumer.position(tp) < end:
+            if time.monotonic() > deadline:
+                raise SettingsError(f"could not read {topic} to its end within {timeout_s:.0f} s; try again")
+            for records in consumer.poll(timeout_ms=500).values():
+                for record in records:
+                    if record.key == key:
+                        found = record.value
+    finally:
+        consumer.close()
+    return Case.model_validate(orjson.loads(found)["case"]) if found else None
+
+
 def _step(kind: str, case_id: str, note: str, by: str | None, broker: str | None) -> None:
-    settings = load_settings(broker=broker)
+    step = {"accepted": "accept", "resolved": "resolve"}[kind]
+    settings = _kafka_settings(broker, f"queue {step}", "use the Accept and Resolve buttons of the community page")
+    if find_case(settings, case_id) is None:
+        typer.echo(f"error: no case {case_id!r} on {settings.broker}: check the id (`epiflow queue tail CODE` "
+                   "lists a community's cases); nothing was sent", err=True)
+        raise typer.Exit(1)
     now = datetime.now(UTC)
     who = by or f"cli:{getpass.getuser()}"
     events = [CaseEvent(case_id=case_id, kind=kind, by=who, at=now, note=note)]

@@ -1,99 +1,76 @@
-"""`epiflow report --date D --out DIR`: the three daily reports (CSV) and one HTML page, read from the topics."""
+"""`epiflow report --date D --out DIR`: the daily report read from a Kafka broker's topics.
+
+Writes report.html (totals, street subtotals, charts), report.json (the figures, as
+`GET /reports/daily?format=json` gives them) and the CSVs, then prints the totals and street subtotals.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any
 
 import orjson
 import typer
-from rich.progress import Progress
 
-from pipeline.reports import daily_reports, reports_html
-from pipeline.settings import Settings, load_settings
-from streams.publish import kafka_client_options
+from pipeline.errors import PipelineError
+from pipeline.settings import load_settings
+from streams.daily_report import build_report, quiet_kafka_logs, read_report_inputs
 from streams.runtime import Runtime
-from streams.topics import INPUT_KINDS
 
-
-def _records(settings: Settings, topic: str) -> Iterator[Any]:
-    """Every record of `topic` from the start to the end offsets seen when reading began (no consumer group)."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(enable_auto_commit=False, group_id=None, **kafka_client_options(settings))
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not partitions:
-            return
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        ends = consumer.end_offsets(partitions)
-        left = {tp for tp in partitions if ends[tp] > 0}
-        while left:
-            for tp, batch in consumer.poll(timeout_ms=1000, max_records=5000).items():
-                for record in batch:
-                    yield record
-                    if record.offset + 1 >= ends[tp]:
-                        left.discard(tp)
-    finally:
-        consumer.close()
-
-
-def _json(record: Any) -> dict[str, Any] | None:
-    try:
-        value = orjson.loads(record.value or b"")
-    except orjson.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
+_ON_MEMORY = ("epiflow report reads the topics of a Kafka broker, and the broker is {broker!r}: on the demo open "
+              "http://{host}:{port}/reports/daily?date={day} instead, or pass --broker kafka://HOST:PORT")
 
 
 def _report(
-    day: str = typer.Option(..., "--date", help="the day, YYYY-MM-DD, in the display time zone"),
-    out: Path = typer.Option(..., "--out", help="directory for people.csv, case_handling.csv, throughput.csv, report.html"),
+    day: str = typer.Option(None, "--date", help="the day, YYYY-MM-DD, in the display time zone (default: today)"),
+    out: Path = typer.Option(Path("out/report"), "--out", help="directory for report.html, report.json and the CSVs"),
     broker: str = typer.Option(None, help="kafka://host:port (default from settings)"),
+    lang: str = typer.Option("zh", "--lang", help="zh (default) or en"),
 ) -> None:
-    """Build the people, case-handling and throughput reports for one day from the topics."""
+    """Build the day's report (totals, street subtotals, timeliness, charts) from the topics of a Kafka broker."""
+    quiet_kafka_logs()
     try:
-        when = date.fromisoformat(day)
+        settings = load_settings(broker=broker)
+    except PipelineError as exc:
+        typer.echo(f"epiflow report: {exc}", err=True)
+        raise typer.Exit(2) from None
+    now = datetime.now(settings.zone)
+    try:
+        when = date.fromisoformat(day) if day else now.date()
     except ValueError:
-        raise typer.BadParameter(f"--date was {day!r} but is expected to be YYYY-MM-DD") from None
-    settings = load_settings(broker=broker)
-    from kafka import KafkaConsumer
-
-    probe = KafkaConsumer(group_id=None, **kafka_client_options(settings))
+        typer.echo(f"epiflow report: --date was {day!r} but is expected to be YYYY-MM-DD", err=True)
+        raise typer.Exit(2) from None
+    if lang not in ("zh", "en"):
+        typer.echo(f"epiflow report: --lang was {lang!r} but is expected to be zh or en", err=True)
+        raise typer.Exit(2)
+    if settings.broker.startswith("memory://"):
+        typer.echo(_ON_MEMORY.format(broker=settings.broker, host=settings.web_host, port=settings.web_port,
+                                     day=when.isoformat()), err=True)
+        raise typer.Exit(1)
     try:
-        triage_topics = sorted(t for t in probe.topics() if t.startswith(f"{settings.topic_prefix}.triage."))
-    finally:
-        probe.close()
-    messages: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
-    dead: list[dict[str, Any]] = []
-    inputs: dict[str, list[datetime]] = {}
-    with Progress() as progress:
-        task = progress.add_task("reading topics", total=len(triage_topics) + 2 + len(INPUT_KINDS))
-        for topic in triage_topics:
-            messages += [m for r in _records(settings, topic) if (m := _json(r)) and m.get("kind") != "escalation"]
-            progress.advance(task)
-        events = [e for r in _records(settings, settings.topic("case-events")) if (e := _json(r))]
-        progress.advance(task)
-        dead = [d for r in _records(settings, settings.topic("dead-letters")) if (d := _json(r))]
-        progress.advance(task)
-        for kind in INPUT_KINDS:
-            topic = settings.topic(kind)
-            inputs[topic] = [datetime.fromtimestamp(r.timestamp / 1000, UTC) for r in _records(settings, topic)]
-            progress.advance(task)
-    streets = {c.code: c.street for c in Runtime.from_settings(settings).communities}
-    reports = daily_reports(when, settings.zone, messages=messages, case_events=events, dead_letters=dead,
-                            inputs=inputs, streets=streets)
+        inputs = read_report_inputs(settings)
+    except Exception as exc:  # the broker could not be read: one line, never a traceback
+        typer.echo(f"epiflow report: could not read the topics of {settings.broker} ({type(exc).__name__}: {exc}); "
+                   "check that the broker runs and --broker names it", err=True)
+        raise typer.Exit(1) from None
+    runtime = Runtime.from_settings(settings)
+    reports, page = build_report(settings, inputs, when, runtime.communities, now=now, lang="en" if lang == "en" else "zh")
     out.mkdir(parents=True, exist_ok=True)
+    figures = {**reports.figures(), "rules_version": inputs.rules_version, "generated_at": now.isoformat()}
+    (out / "report.json").write_bytes(orjson.dumps(figures, option=orjson.OPT_INDENT_2))
+    (out / "report.html").write_text(page, encoding="utf-8")
     reports.people.to_csv(out / "people.csv", index=False)
     reports.handling.to_csv(out / "case_handling.csv", index=False)
+    reports.streets.to_csv(out / "streets.csv", index=False)
     reports.throughput.to_csv(out / "throughput.csv", index=False)
-    (out / "report.html").write_text(reports_html(reports), encoding="utf-8")
-    typer.echo(f"{when.isoformat()}: {len(reports.people)} people rows, {len(reports.handling)} case-handling rows, "
-               f"{len(reports.throughput)} throughput rows → {out}")
+    t = reports.totals
+    share = "—" if t["accepted_in_time_share"] is None else f"{100 * t['accepted_in_time_share']:.1f}%"
+    typer.echo(f"{when.isoformat()} (rules {inputs.rules_version or '—'}): {t['cases']} cases, {t['open']} open, "
+               f"{t['overdue']} overdue, {share} accepted within SLA, median "
+               f"{'—' if t['median_minutes_to_accept'] is None else t['median_minutes_to_accept']} min to accept")
+    for row in figures["streets"]:
+        typer.echo(f"  {row['street']}: {row['cases']} cases, {row['open']} open, {row['overdue']} overdue")
+    typer.echo(f"→ {out / 'report.html'}")
 
 
 def register(root: typer.Typer) -> None:

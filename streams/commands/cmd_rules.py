@@ -11,17 +11,22 @@ from rich.table import Table
 
 
 def _check(
-    rules: Path = typer.Argument(Path("config/rules.yaml"), help="rules document to check"),
-    scenarios: Path = typer.Option(Path("config/rules.tests.yaml"), "--scenarios", help="scenario file to run"),
+    rules: Path = typer.Argument(None, help="rules document to check (default: settings `rules`)"),
+    scenarios: Path = typer.Option(None, "--scenarios", help="scenario file to run (default: the one RULES names)"),
 ) -> None:
     """Validate RULES and run every scenario; exit non-zero on any problem or failed scenario."""
-    from pipeline.backtest import load_scenarios, run_scenarios
+    from pipeline.backtest import load_scenarios, run_scenarios, scenarios_for
     from pipeline.errors import PipelineError
     from pipeline.rules import load_rules
+    from pipeline.settings import load_settings
 
     console = Console()
     try:
+        if rules is None:
+            settings = load_settings()
+            rules = settings.path(settings.rules)
         compiled = load_rules(rules)
+        scenarios = scenarios or scenarios_for(rules, compiled)
         results = run_scenarios(compiled, load_scenarios(scenarios))
     except PipelineError as exc:
         Console(stderr=True).print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
@@ -68,15 +73,22 @@ def _backtest(
         settings = load_settings()
         when = parse_time(at)
         old_rules, new_rules = load_rules(old), load_rules(new)
-        risk, comm = load_indexes(regions or settings.path(settings.regions), communities or settings.path(settings.communities))
+        used = {"regions": regions or settings.path(settings.regions),
+                "communities": communities or settings.path(settings.communities)}
+        risk, comm = load_indexes(used["regions"], used["communities"])
         report = backtest(read_lines(events), old_rules, new_rules, risk, comm, when, secret=settings.secret_bytes, examples=examples)
     except (PipelineError, GeoError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    if regions is None:
+        typer.echo(f"risk regions from {used['regions']} (settings `regions`); pass --regions for the regions in force "
+                   "at --at", err=True)
     if as_json:
-        typer.echo(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode())
+        shown = {**report.to_json(), **{k: str(v) for k, v in used.items()}}
+        typer.echo(orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode())
         return
     console = Console()
+    console.print(f"risk regions: {used['regions']}; communities: {used['communities']}", highlight=False)
     console.print(f"{report.changed} of {report.people} people change action ({old_rules.version} -> {new_rules.version})")
     pairs = Table(title="by old -> new action")
     pairs.add_column("old")

@@ -1,48 +1,91 @@
-// Command centre: poll /api/dashboard every second; update totals, tables and the map colours.
+// Command centre: poll /api/dashboard every second; update totals, lists and the map levels.
 (function () {
   "use strict";
   var HEX = {red: "#d7191c", orange: "#f58231", yellow: "#f5d33c", blue: "#3b7dd8", green: "#2e9e4f"};
+  var COLOUR = ["green", "blue", "yellow", "orange", "red"];
+  var lang = document.body.getAttribute("data-lang") || "zh";
+  var zone = document.body.getAttribute("data-zone") || undefined;
+  var parts = new Intl.DateTimeFormat("en-GB", {timeZone: zone, month: "2-digit", day: "2-digit", hour: "2-digit",
+    minute: "2-digit", hourCycle: "h23"});
+  var when = {format: function (d) {  // 06-20 10:30 in the display zone, as the server renders it
+    var p = {};
+    parts.formatToParts(d).forEach(function (x) { p[x.type] = x.value; });
+    return p.month + "-" + p.day + " " + p.hour + ":" + p.minute;
+  }};
+  var clock = new Intl.DateTimeFormat(lang === "zh" ? "zh-CN" : "en-GB", {timeZone: zone, hour: "2-digit",
+    minute: "2-digit", hour12: false});
+  var W = lang === "zh" ? {open: "未结", overdue: "超时"} : {open: "open", overdue: "overdue"};
 
   function set(id, value) {
     var el = document.getElementById(id);
     if (el) el.textContent = value == null ? "—" : String(value);
   }
 
-  function fill(id, pairs, link) {
+  function cell(tr, value, cls, href) {
+    var td = document.createElement("td");
+    if (cls) td.className = cls;
+    if (href) {
+      var a = document.createElement("a");
+      a.href = href;
+      a.textContent = value;
+      td.appendChild(a);
+    } else {
+      td.textContent = value == null ? "" : String(value);
+    }
+    tr.appendChild(td);
+  }
+
+  function rows(id, items, each) {
     var body = document.querySelector("#" + id + " tbody");
+    if (!body) return;
     body.textContent = "";
-    pairs.forEach(function (cells) {
+    items.forEach(function (item) {
       var tr = document.createElement("tr");
-      cells.forEach(function (value, i) {
-        var td = document.createElement("td");
-        if (link && i === 0) {
-          var a = document.createElement("a");
-          a.href = "/communities/" + encodeURIComponent(value);
-          a.textContent = value;
-          td.appendChild(a);
-        } else {
-          td.textContent = String(value);
-        }
-        tr.appendChild(td);
-      });
+      each(tr, item);
       body.appendChild(tr);
     });
   }
 
-  function entries(obj) { return Object.keys(obj).map(function (k) { return [k, obj[k]]; }); }
+  function community(code) { return "/communities/" + encodeURIComponent(code); }
 
-  function draw(d) {
-    set("t-inputs", d.counts.inputs);
-    set("t-open", d.cases_open);
-    set("t-overdue", d.overdue.length);
-    set("t-dead", d.counts.dead_lettered);
-    set("t-latency", d.latency_mean_ms);
-    fill("by-action", entries(d.open_by_action), false);
-    fill("by-community", entries(d.open_by_community), true);
-    fill("overdue", d.overdue.map(function (o) { return [o.community, o.action, o.minutes_late + " min"]; }), true);
-    fill("dead", entries(d.dead_letters_by_reason), false);
-    Array.prototype.forEach.call(document.querySelectorAll("path.community"), function (p) {
-      var colour = d.colours[p.getAttribute("data-code")] || "green";
+  function streets(list) {
+    var box = document.getElementById("streets");
+    var open = {};
+    Array.prototype.forEach.call(box.querySelectorAll("details"), function (d) { open[d.id] = d.open; });
+    box.textContent = "";
+    list.forEach(function (s) {
+      var d = document.createElement("details");
+      d.className = "street";
+      d.id = "street-" + s.street;
+      d.open = !!open[d.id];
+      var summary = document.createElement("summary");
+      var b = document.createElement("b");
+      b.textContent = s.street;
+      summary.appendChild(b);
+      var meta = document.createElement("span");
+      meta.className = "meta";
+      meta.textContent = " " + W.open + " " + s.open + " · " + W.overdue + " " + s.overdue;
+      summary.appendChild(meta);
+      d.appendChild(summary);
+      var table = document.createElement("table");
+      table.className = "compact";
+      var body = document.createElement("tbody");
+      s.communities.forEach(function (c) {
+        var tr = document.createElement("tr");
+        cell(tr, c.name, null, community(c.code));
+        cell(tr, c.open, "n");
+        cell(tr, c.overdue, "n");
+        body.appendChild(tr);
+      });
+      table.appendChild(body);
+      d.appendChild(table);
+      box.appendChild(d);
+    });
+  }
+
+  function paint(selector, levels) {
+    Array.prototype.forEach.call(document.querySelectorAll(selector), function (p) {
+      var colour = COLOUR[levels[p.getAttribute("data-code")] || 0];
       if (p.getAttribute("data-colour") !== colour) {
         p.setAttribute("data-colour", colour);
         p.setAttribute("fill", HEX[colour]);
@@ -50,12 +93,66 @@
     });
   }
 
+  function draw(d) {
+    document.getElementById("recovering").hidden = true;
+    set("t-open", d.cases_open);
+    set("t-overdue", d.cases_overdue);
+    set("t-total", d.cases_total);
+    set("t-resolved", d.cases_resolved);
+    set("t-closed", d.cases_closed);
+    set("t-inputs", d.counts.inputs);
+    set("t-dead", d.counts.dead_lettered);
+    set("t-latency", d.latency_mean_ms);
+    set("overdue-count", d.overdue.length);
+    set("updated", clock.format(new Date()));
+    document.getElementById("overdue-none").hidden = d.overdue.length > 0;
+    document.getElementById("overdue-more").hidden = d.overdue.length <= 20;
+    rows("overdue", d.overdue.slice(0, 20), function (tr, o) {
+      cell(tr, o.community_name, null, community(o.community));
+      cell(tr, o.masked_id, "mono");
+      cell(tr, lang === "zh" ? o.action_text : o.action);
+      cell(tr, o.due_at ? when.format(new Date(o.due_at)) : "—");
+    });
+    rows("top-communities", d.top_communities, function (tr, c) {
+      cell(tr, c.name, null, community(c.code));
+      cell(tr, c.street);
+      cell(tr, c.open, "n");
+      cell(tr, c.overdue, "n");
+    });
+    streets(d.streets);
+    rows("by-action", Object.keys(d.open_by_action).map(function (k) { return [k, d.open_by_action[k]]; }), function (tr, kv) {
+      cell(tr, lang === "zh" ? (d.action_texts[kv[0]] || kv[0]) : kv[0]);
+      cell(tr, kv[1], "n");
+    });
+    rows("dead", Object.keys(d.dead_letters_by_reason).map(function (k) { return [k, d.dead_letters_by_reason[k]]; }), function (tr, kv) {
+      cell(tr, kv[0]);
+      cell(tr, kv[1], "n");
+    });
+    paint("#map-communities path.community", d.levels);
+    paint("#map-streets path.community", d.street_levels);
+  }
+
   function refresh() {
     fetch("/api/dashboard", {credentials: "same-origin"})
-      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (r) {
+        if (r.status === 503) { document.getElementById("recovering").hidden = false; return null; }
+        return r.ok ? r.json() : null;
+      })
       .then(function (d) { if (d) draw(d); })
       .catch(function () {});
   }
 
+  function view(streetsOn) {
+    document.getElementById("map-communities").hidden = streetsOn;
+    document.getElementById("map-streets").hidden = !streetsOn;
+    var a = document.getElementById("view-communities"), b = document.getElementById("view-streets");
+    a.className = "view" + (streetsOn ? "" : " on");
+    b.className = "view" + (streetsOn ? " on" : "");
+    a.setAttribute("aria-pressed", String(!streetsOn));
+    b.setAttribute("aria-pressed", String(streetsOn));
+  }
+
+  document.getElementById("view-communities").onclick = function () { view(false); };
+  document.getElementById("view-streets").onclick = function () { view(true); };
   setInterval(refresh, 1000);
 })();

@@ -1,33 +1,60 @@
-// Community queue: poll the JSON every second, redraw rows, count down due times, Accept / Resolve.
+// Community queue: poll the JSON every second, redraw the cards, count down due times, Accept / Resolve.
 (function () {
   "use strict";
-  var table = document.getElementById("queue");
-  var code = table.getAttribute("data-code");
-  var rows = document.getElementById("rows");
-  var latest = [];
+  var list = document.getElementById("queue");
+  var code = list.getAttribute("data-code");
+  var lang = document.body.getAttribute("data-lang") || "zh";
+  var zone = document.body.getAttribute("data-zone") || undefined;
+  var fullPhone = null;
+  var W = {
+    zh: {open: "待接收", accepted: "已接收", resolved: "已办结", closed: "已解除", accept: "接收", resolve: "办结",
+         by: "接收时限", none: "无时限", left: "剩余", late: "已超时", reasons: "原因", notes: "备注", note: "备注",
+         ask: "办结说明", recovering: "本节点正在恢复数据，案件列表稍后显示……"},
+    en: {open: "to accept", accepted: "accepted", resolved: "resolved", closed: "closed", accept: "Accept",
+         resolve: "Resolve", by: "accept by", none: "no deadline", left: "left", late: "overdue by",
+         reasons: "Reasons", notes: "notes", note: "note", ask: "Resolution note",
+         recovering: "This worker is recovering its tables; the queue shows in a moment…"}
+  }[lang];
+  var parts = new Intl.DateTimeFormat("en-GB", {timeZone: zone, month: "2-digit", day: "2-digit", hour: "2-digit",
+    minute: "2-digit", hourCycle: "h23"});
+  var when = {format: function (d) {  // 06-20 10:30 in the display zone, as the server renders it
+    var p = {};
+    parts.formatToParts(d).forEach(function (x) { p[x.type] = x.value; });
+    return p.month + "-" + p.day + " " + p.hour + ":" + p.minute;
+  }};
+  var clock = new Intl.DateTimeFormat(lang === "zh" ? "zh-CN" : "en-GB", {timeZone: zone, hour: "2-digit",
+    minute: "2-digit", second: "2-digit", hour12: false});
 
-  function text(tag, value, cls) {
-    var el = document.createElement(tag);
-    el.textContent = value == null ? "" : String(value);
-    if (cls) el.className = cls;
-    return el;
+  function el(tag, cls, value) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (value != null) e.textContent = String(value);
+    return e;
   }
 
-  function countdown(c) {
-    if (c.status === "resolved") return "resolved";
-    if (c.status === "accepted") return "accepted";
-    if (!c.due_at) return "—";
-    var left = Math.round((Date.parse(c.due_at) - Date.now()) / 1000);
-    var sign = left < 0 ? "overdue " : "";
+  function countdown(dueIso) {
+    var left = Math.round((Date.parse(dueIso) - Date.now()) / 1000);
+    var late = left < 0;
     left = Math.abs(left);
     var h = Math.floor(left / 3600), m = Math.floor((left % 3600) / 60), s = left % 60;
-    return sign + (h ? h + "h " : "") + m + "m " + (s < 10 ? "0" : "") + s + "s";
+    var text = lang === "zh"
+      ? (h ? h + "小时" : "") + m + "分" + (s < 10 ? "0" : "") + s + "秒"
+      : (h ? h + "h " : "") + m + "m " + (s < 10 ? "0" : "") + s + "s";
+    return (late ? W.late : W.left) + " " + text;
+  }
+
+  function tick() {
+    Array.prototype.forEach.call(document.querySelectorAll("#queue .countdown, #done .countdown"), function (span) {
+      var card = span.closest(".card");
+      if (card && card.getAttribute("data-status") === "open") span.textContent = countdown(span.getAttribute("data-due"));
+      else span.textContent = "";
+    });
   }
 
   function act(caseId, step) {
     var body = {};
     if (step === "resolve") {
-      var note = window.prompt("Resolution note", "");
+      var note = window.prompt(W.ask, "");
       if (note === null) return;
       body.note = note;
     }
@@ -40,69 +67,119 @@
     });
   }
 
-  function draw(data) {
-    latest = data.cases;
-    rows.textContent = "";
-    var open = 0, late = 0;
-    data.cases.forEach(function (c) {
-      if (c.status !== "resolved") open++;
-      if (c.overdue) late++;
-      var tr = document.createElement("tr");
-      tr.setAttribute("data-case-id", c.case_id);
-      tr.setAttribute("data-status", c.status);
-      tr.className = c.status + (c.overdue ? " overdue" : "");
-      tr.appendChild(text("td", countdown(c), "due"));
-      tr.appendChild(text("td", c.name));
-      tr.appendChild(text("td", c.masked_id, "mono"));
-      tr.appendChild(text("td", c.phone, "mono"));
-      var a = text("td", "");
-      a.appendChild(text("b", c.action));
-      a.appendChild(document.createElement("br"));
-      a.appendChild(text("small", c.action_text));
-      tr.appendChild(a);
-      var reasons = text("td", "");
-      var ul = document.createElement("ul");
-      c.reasons.forEach(function (r) { ul.appendChild(text("li", r)); });
-      c.notes.forEach(function (n) { ul.appendChild(text("li", "note: " + n)); });
-      reasons.appendChild(ul);
-      tr.appendChild(reasons);
-      tr.appendChild(text("td", c.status, "status"));
-      var buttons = text("td", "");
-      if (c.status === "open") {
-        var acc = text("button", "Accept", "accept");
-        acc.onclick = function () { act(c.case_id, "accept"); };
-        buttons.appendChild(acc);
-      }
-      if (c.status !== "resolved") {
-        var res = text("button", "Resolve", "resolve");
-        res.onclick = function () { act(c.case_id, "resolve"); };
-        buttons.appendChild(res);
-      }
-      tr.appendChild(buttons);
-      rows.appendChild(tr);
-    });
-    document.getElementById("count-open").textContent = open;
-    document.getElementById("count-overdue").textContent = late;
-    document.getElementById("empty").hidden = data.cases.length > 0;
-    document.getElementById("updated").textContent = new Date().toLocaleTimeString();
+  function card(c) {
+    var a = el("article", "card " + c.status + (c.overdue ? " overdue" : ""));
+    a.setAttribute("data-case-id", c.case_id);
+    a.setAttribute("data-status", c.status);
+    var head = el("div", "card-head");
+    head.appendChild(el("span", "name", c.name));
+    head.appendChild(el("span", "mono masked", c.masked_id));
+    head.appendChild(el("span", "badge status", W[c.status] || c.status));
+    a.appendChild(head);
+    var action = el("p", "action");
+    action.appendChild(el("b", null, lang === "zh" ? c.action_text : c.action_text_en));
+    a.appendChild(action);
+    var due = el("p", "due");
+    if (c.due_at) {
+      due.appendChild(document.createTextNode(W.by + " "));
+      var t = el("time", null, when.format(new Date(c.due_at)));
+      t.setAttribute("datetime", c.due_at);
+      due.appendChild(t);
+      due.appendChild(document.createTextNode(" "));
+      var cd = el("span", "countdown");
+      cd.setAttribute("data-due", c.due_at);
+      due.appendChild(cd);
+    } else {
+      due.textContent = W.none;
+    }
+    a.appendChild(due);
+    var contact = el("p", "contact");
+    if (fullPhone && c.phone) {
+      var tel = el("a", "tel", "☎ " + c.phone);
+      tel.href = "tel:" + c.phone;
+      contact.appendChild(tel);
+    } else {
+      contact.appendChild(el("span", "mono phone", c.phone));
+    }
+    a.appendChild(contact);
+    a.appendChild(el("p", "address", c.address || list.getAttribute("data-place")));
+    var details = el("details", "reasons");
+    var open = openDetails[c.case_id];
+    if (open) details.open = true;
+    details.addEventListener("toggle", function () { openDetails[c.case_id] = details.open; });
+    details.appendChild(el("summary", null, W.reasons + " (" + c.reasons.length + ")" +
+      (c.notes.length ? " · " + W.notes + " (" + c.notes.length + ")" : "")));
+    var ul = el("ul");
+    c.reasons.forEach(function (r) { ul.appendChild(el("li", null, r)); });
+    c.notes.forEach(function (n) { ul.appendChild(el("li", "note", W.note + ": " + n)); });
+    details.appendChild(ul);
+    a.appendChild(details);
+    var buttons = el("div", "buttons");
+    if (c.status === "open") {
+      var acc = el("button", "accept", W.accept);
+      acc.onclick = function () { act(c.case_id, "accept"); };
+      buttons.appendChild(acc);
+    }
+    if (c.status === "open" || c.status === "accepted") {
+      var res = el("button", "resolve", W.resolve);
+      res.onclick = function () { act(c.case_id, "resolve"); };
+      buttons.appendChild(res);
+    }
+    a.appendChild(buttons);
+    return a;
   }
 
-  function tick() {
-    Array.prototype.forEach.call(rows.querySelectorAll("tr"), function (tr, i) {
-      if (latest[i]) tr.firstChild.textContent = countdown(latest[i]);
-    });
+  var openDetails = {};
+
+  function banner(show) {
+    var b = document.getElementById("recovering");
+    if (show && !b) {
+      b = el("p", "warn", W.recovering);
+      b.id = "recovering";
+      b.setAttribute("role", "status");
+      list.parentNode.insertBefore(b, list);
+    } else if (!show && b) {
+      b.parentNode.removeChild(b);
+    }
+  }
+
+  var PAGE = 30;
+  var limit = PAGE;
+  var doneList = document.getElementById("done");
+  var more = document.getElementById("more");
+  more.onclick = function () { limit += PAGE; refresh(); };
+
+  function draw(data) {
+    banner(false);
+    var active = data.cases.filter(function (c) { return c.status === "open" || c.status === "accepted"; });
+    var done = data.cases.filter(function (c) { return c.status !== "open" && c.status !== "accepted"; });
+    list.textContent = "";
+    active.slice(0, limit).forEach(function (c) { list.appendChild(card(c)); });
+    doneList.textContent = "";
+    done.slice(0, limit).forEach(function (c) { doneList.appendChild(card(c)); });
+    more.hidden = active.length <= limit;
+    document.getElementById("done-box").hidden = done.length === 0;
+    document.getElementById("count-done").textContent = done.length;
+    document.getElementById("count-open").textContent = active.length;
+    document.getElementById("count-overdue").textContent = data.cases.filter(function (c) { return c.overdue; }).length;
+    document.getElementById("empty").hidden = data.cases.length > 0;
+    document.getElementById("updated").textContent = clock.format(new Date());
+    tick();
   }
 
   function refresh() {
     return fetch("/api/communities/" + encodeURIComponent(code) + "/cases", {credentials: "same-origin"})
       .then(function (r) {
         if (r.status === 401) { window.location = "/login?next=" + encodeURIComponent(window.location.pathname); return null; }
+        if (r.status === 503) { banner(true); return null; }
         return r.ok ? r.json() : null;
       })
       .then(function (data) { if (data) draw(data); })
       .catch(function () {});
   }
 
+  fullPhone = list.getAttribute("data-full-phone") === "true";
+  tick();
   refresh();
   setInterval(refresh, 1000);
   setInterval(tick, 1000);

@@ -1,18 +1,21 @@
-"""The pages in a real headless Chromium: live queue, Accept / Resolve, per-community access, the live map.
+"""The pages in a real headless Chromium: live queue, Accept / Resolve, per-community access, the map, the report.
 
 Debian's `chromium` driven by Playwright with `executable_path` (nothing downloads a browser).
-Screenshots go to `test-output/browser/`.
+Pages are checked at a desktop width (1366 px) and a phone width (375 px) for horizontal scrolling and
+Chinese text; screenshots go to `test-output/screenshots/` for review.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 import pytest
 
+from pipeline.events import Reason, TriageMessage
 from tests.streams.api_helpers import COMMUNITY_A, COMMUNITY_B, RunningWorker, scan, start_worker
 
 pytestmark = pytest.mark.browser
@@ -20,8 +23,10 @@ pytestmark = pytest.mark.browser
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
-OUT = Path(__file__).resolve().parents[2] / "test-output" / "browser"
+OUT = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 COMMUNITY_C = ("330106003", 120.28693452538745, 30.428745)
+WIDTHS = {"desktop": 1366, "phone": 375}
+NO_SIDEWAYS_SCROLL = "document.documentElement.scrollWidth <= window.innerWidth"
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +53,9 @@ def browser() -> Iterator[object]:
             b.close()
 
 
-def _signed_in(browser: object, site: RunningWorker, token: str, target: str) -> object:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+def _signed_in(browser: object, site: RunningWorker, token: str, target: str, width: int = 1280) -> object:
+    context = browser.new_context(viewport={"width": width, "height": 900}, is_mobile=width < 500,
+                                  device_scale_factor=2 if width < 500 else 1, timezone_id="UTC")
     page = context.new_page()
     page.goto(f"{site.base}{target}")
     assert "/login" in page.url
@@ -59,6 +65,28 @@ def _signed_in(browser: object, site: RunningWorker, token: str, target: str) ->
     return page
 
 
+def _card(masked: str) -> str:
+    return f"article.card:has(.masked:text-is('{masked}'))"
+
+
+def _overdue_case(site: RunningWorker, where: tuple[str, float, float] = COMMUNITY_B) -> str:
+    """A triage message for a case whose acceptance window ended ten minutes ago, sent to the case agent's
+    topic (the dashboard lists it as overdue whether or not the escalation timer has run yet)."""
+    agents = site.worker.agents
+    now = datetime.now(UTC)
+    message = TriageMessage(
+        message_id="msg-overdue-0001", case_id="case-overdue-0001", person_key="k-overdue", masked_id="330***********777X",
+        name="王五", phone="13900139000", community=where[0], action="transfer", previous_action=None, severity=60,
+        due_at=now - timedelta(minutes=10), reasons=[Reason(rule="positive-nat", text="阳性")],
+        rules_version=site.worker.runtime.rules_version, flagged_at=now - timedelta(minutes=40), source_event_ids=[])
+
+    async def send() -> None:
+        await agents.topics.cases.send(key=message.case_id.encode(), value=message.model_dump_json().encode())
+
+    site.run(send())
+    return message.masked_id
+
+
 def test_a_scan_appears_on_its_community_page_without_reload_and_accept_resolve_work(browser: object, site: RunningWorker) -> None:
     page = _signed_in(browser, site, site.tokens["community_a"], f"/communities/{COMMUNITY_A[0]}")
     page.wait_for_selector("#updated")
@@ -66,21 +94,22 @@ def test_a_scan_appears_on_its_community_page_without_reload_and_accept_resolve_
     assert status == 200 and body["decision"] == "hold"
     posted = time.monotonic()
     masked = body["people"][0]["masked_id"]
-    row = f"tr:has(td:text-is('{masked}'))"
-    page.wait_for_selector(row, timeout=2000)
+    card = _card(masked)
+    page.wait_for_selector(card, timeout=2000)
     assert time.monotonic() - posted <= 2.0
-    assert page.locator(row).get_attribute("data-status") == "open"
-    assert page.locator(f"{row} td", has_text="13800138000").count() == 1  # the owning community sees the phone
-    page.screenshot(path=str(OUT / "community-queue-new-case.png"), full_page=True)
+    assert page.locator(card).get_attribute("data-status") == "open"
+    assert page.locator(f"{card} a[href='tel:13800138000']").count() == 1  # the owning community can call
+    assert "卡口暂缓通行" in page.inner_text(f"{card} .action")
+    assert page.locator(f"{card} details.reasons").get_attribute("open") is None  # reasons folded
 
-    case_id = page.locator(row).get_attribute("data-case-id")
-    page.click(f"{row} button.accept")
-    page.wait_for_selector(f"{row}[data-status=accepted]", timeout=5000)
+    case_id = page.locator(card).get_attribute("data-case-id")
+    page.click(f"{card} button.accept")
+    page.wait_for_selector(f"{card}[data-status=accepted]", timeout=5000)
     page.once("dialog", lambda dialog: dialog.accept("home visit done, negative test"))
-    page.click(f"{row} button.resolve")
-    page.wait_for_selector(f"{row}[data-status=resolved]", timeout=5000)
-    page.locator(row, has_text="home visit done, negative test").wait_for(timeout=5000)
-    page.screenshot(path=str(OUT / "community-queue-resolved.png"), full_page=True)
+    page.click(f"{card} button.resolve")
+    page.wait_for_selector(f"#done {card}[data-status=resolved]", state="attached", timeout=5000)
+    page.click("#done-box summary")  # resolved cases are folded away below the open ones
+    page.locator(card, has_text="home visit done, negative test").wait_for(timeout=5000)
 
     from streams.memory import get_broker
 
@@ -91,6 +120,36 @@ def test_a_scan_appears_on_its_community_page_without_reload_and_accept_resolve_
     page.context.close()
 
 
+@pytest.mark.parametrize("size", WIDTHS)
+def test_the_queue_is_chinese_first_and_fits_a_phone_and_a_desktop(browser: object, site: RunningWorker, size: str) -> None:
+    for _ in range(3):
+        status, body = site.call("POST", "/api/checkpoints/cp-01/scans", scan(people=2), token=site.tokens["checkpoint"])
+        assert status == 200
+    page = _signed_in(browser, site, site.tokens["community_a"], f"/communities/{COMMUNITY_A[0]}", WIDTHS[size])
+    page.wait_for_selector("article.card[data-status=open] .countdown:not(:empty)", timeout=5000)
+    assert page.get_attribute("html", "lang") == "zh-CN"
+    assert page.evaluate(NO_SIDEWAYS_SCROLL), page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+    first = page.locator("article.card[data-status=open]").first
+    for part in (".name", ".masked", ".action", ".due time", ".countdown", "a.tel", ".address", "details.reasons"):
+        assert first.locator(part).count() == 1, part
+        box = first.locator(part).bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= WIDTHS[size] + 0.5, part
+    assert "剩余" in first.locator(".countdown").inner_text()
+    assert "北京时间 (UTC+08:00)" in page.inner_text("#zone-label")
+    due = first.locator(".due time").get_attribute("datetime")
+    assert due.endswith("+08:00") and first.locator(".due time").inner_text() == f"{due[5:10]} {due[11:16]}"
+    assert page.evaluate("document.fonts.check('16px \"Noto Sans CJK SC\"', '社区')")
+    page.screenshot(path=str(OUT / f"queue-{size}.png"), full_page=size == "phone")
+    page.goto(f"{site.base}/communities/{COMMUNITY_A[0]}?lang=en")
+    page.wait_for_selector("article.card .countdown:not(:empty)", timeout=5000)
+    assert page.get_attribute("html", "lang") == "en"
+    assert "Hold at the checkpoint" in page.inner_text("article.card .action >> nth=0")
+    page.goto(f"{site.base}/communities/{COMMUNITY_A[0]}")  # the choice is remembered
+    assert page.get_attribute("html", "lang") == "en"
+    page.goto(f"{site.base}/communities/{COMMUNITY_A[0]}?lang=zh")
+    page.context.close()
+
+
 def test_community_a_token_on_community_b_page_is_403(browser: object, site: RunningWorker) -> None:
     page = _signed_in(browser, site, site.tokens["community_a"], f"/communities/{COMMUNITY_A[0]}")
     response = page.goto(f"{site.base}/communities/{COMMUNITY_B[0]}")
@@ -98,21 +157,56 @@ def test_community_a_token_on_community_b_page_is_403(browser: object, site: Run
     assert "may not act for community" in page.inner_text("#problem")
     api = page.request.get(f"{site.base}/api/communities/{COMMUNITY_B[0]}/cases")
     assert api.status == 403
-    page.screenshot(path=str(OUT / "community-b-refused.png"))
     page.context.close()
 
 
-def test_the_dashboard_map_changes_colour_when_a_case_opens(browser: object, site: RunningWorker) -> None:
+def test_the_dashboard_map_changes_level_when_a_case_opens(browser: object, site: RunningWorker) -> None:
     page = _signed_in(browser, site, site.tokens["admin"], "/dashboard")
-    shape = f"path.community[data-code='{COMMUNITY_C[0]}']"
+    shape = f"#map-communities path.community[data-code='{COMMUNITY_C[0]}']"
     assert page.get_attribute(shape, "data-colour") == "green"
-    page.screenshot(path=str(OUT / "dashboard-before.png"), full_page=True)
     status, body = site.call("POST", "/api/checkpoints/cp-01/scans", scan(where=COMMUNITY_C), token=site.tokens["checkpoint"])
     assert status == 200 and body["decision"] == "hold"
     page.wait_for_function(
         f"document.querySelector(\"{shape}\").getAttribute('data-colour') !== 'green'", timeout=3000)
-    assert page.get_attribute(shape, "data-colour") == "yellow"  # hold: severity 30 of 60
-    page.screenshot(path=str(OUT / "dashboard-after.png"), full_page=True)
+    assert page.get_attribute(shape, "data-colour") == "blue"  # one open case in ~5,000 residents: "watch"
     page.click(shape)
     page.wait_for_url(f"{site.base}/communities/{COMMUNITY_C[0]}")
+    page.context.close()
+
+
+@pytest.mark.parametrize("size", WIDTHS)
+def test_the_dashboard_explains_its_map_lists_streets_and_overdue_cases_and_fits(browser: object, site: RunningWorker,
+                                                                                  size: str) -> None:
+    masked = _overdue_case(site)
+    site.call("POST", "/api/checkpoints/cp-01/scans", scan(people=2), token=site.tokens["checkpoint"])
+    page = _signed_in(browser, site, site.tokens["admin"], "/dashboard", WIDTHS[size])
+    page.wait_for_selector(f"#overdue td:text-is('{masked}')", timeout=3000)
+    assert page.get_attribute("html", "lang") == "zh-CN"
+    assert page.evaluate(NO_SIDEWAYS_SCROLL), page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+    row = page.locator("#overdue tr", has_text=masked)
+    assert "梅北东社区" in row.inner_text() and "立即转运至定点医院" in row.inner_text()
+    legend = page.locator("#legend .level")
+    assert legend.count() == 6  # five levels and the region outlines
+    texts = [legend.nth(i).inner_text() for i in range(5)]
+    for text, name in zip(texts, ["高风险", "较高风险", "中风险", "关注", "常态化防控"], strict=True):
+        assert name in text
+    assert "每千名居民 ≥ 0.5 例严重度 ≥ 60 的未结案件" in texts[0] and "区内有高风险区" in texts[0]
+    assert "风险区" in legend.nth(5).inner_text()
+    first_street = page.locator("#streets details.street").first
+    assert "翠苑街道" in first_street.inner_text()
+    assert page.locator("#top-communities tbody tr").first.inner_text().startswith("兰学社区")
+    assert int(page.inner_text("#t-overdue")) >= 1
+    assert page.evaluate("document.documentElement.scrollHeight") < (4000 if size == "desktop" else 7000)
+    page.screenshot(path=str(OUT / f"dashboard-{size}.png"), full_page=True)
+    page.click("#view-streets")
+    assert page.locator("#map-streets").is_visible() and not page.locator("#map-communities").is_visible()
+    assert page.locator("#map-streets path.community").count() == 9
+    page.locator("#map").screenshot(path=str(OUT / f"map-streets-{size}.png"))
+    page.click("#daily-report")
+    page.wait_for_url("**/reports/daily?date=*")
+    assert page.evaluate(NO_SIDEWAYS_SCROLL)
+    assert page.locator("svg.chart").count() >= 2
+    assert page.locator("#totals .tile[data-figure=cases]").count() == 1
+    assert "翠苑街道" in page.inner_text("table")
+    page.screenshot(path=str(OUT / f"report-{size}.png"), full_page=True)
     page.context.close()

@@ -97,3 +97,34 @@ def test_backtest_counts_people_who_change(sim, tmp_path):
     assert orjson.loads(same.output)["changed"] == 0
     table = CliRunner().invoke(root, args)
     assert "people change action" in table.output
+
+
+def test_evaluate_dead_letters_mask_id_numbers_as_the_worker_does(tmp_path):
+    from pipeline.ingest import dead_letter_payload
+
+    example = REPO_ROOT / "config" / "examples" / "declaration__id_checksum__last-character-changed.json"
+    bad_id = orjson.loads(example.read_bytes())["person"]["id_number"]
+    records = [orjson.dumps(orjson.loads(example.read_bytes())), f'{{"broken": "{bad_id}"'.encode(), b"\xff" + bad_id.encode()]
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(records) + b"\n")
+    dead = tmp_path / "dead.jsonl"
+    result = CliRunner().invoke(root, ["evaluate", "--events", str(events), "--at", "2022-06-19T12:00:00+08:00",
+                                       "--out", str(tmp_path / "out.jsonl"), "--dead-letters", str(dead)])
+    assert result.exit_code == 0, result.output
+    written = dead.read_text(encoding="utf-8")
+    assert bad_id not in written and f"{bad_id[:3]}{'*' * 11}{bad_id[-4:]}" in written
+    letters = [orjson.loads(line) for line in written.splitlines()]
+    assert [(d["payload"], d["payload_encoding"]) for d in letters] == [dead_letter_payload(r) for r in records]
+    assert letters[2]["payload_encoding"] == "base64"
+
+
+def test_backtest_without_regions_names_the_file_it_used(sim):
+    rules = str(REPO_ROOT / "config/rules.yaml")
+    args = ["rules", "backtest", "--events", str(sim / "events.jsonl"), "--old", rules, "--new", rules, "--at", AT]
+    result = CliRunner().invoke(root, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    default = str(REPO_ROOT / "config" / "geo" / "risk_regions.geojson")
+    assert f"risk regions from {default} (settings `regions`); pass --regions" in result.stderr
+    assert orjson.loads(result.stdout)["regions"] == default
+    chosen = CliRunner().invoke(root, [*args, "--regions", str(sim / "risk_regions.geojson")])
+    assert f"risk regions: {sim / 'risk_regions.geojson'}" in chosen.stdout and not chosen.stderr

@@ -129,3 +129,27 @@ def test_rules_check_refuses_a_misspelt_document(tmp_path: Path):
     result = CliRunner().invoke(root, ["rules", "check", str(path)])
     assert result.exit_code == 2
     assert "nat_valid_hour" in result.output
+
+
+def test_rules_check_runs_from_any_directory_with_the_scenarios_the_rules_name(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("EPIFLOW_RULES", raising=False)
+    result = CliRunner().invoke(root, ["rules", "check"])
+    assert result.exit_code == 0, result.output
+    assert "0 failed" in result.output and "rules.tests.yaml" in result.output
+
+
+def test_a_copied_rules_file_finds_the_scenarios_beside_it(tmp_path: Path, monkeypatch):
+    from pipeline.backtest import scenarios_for
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "draft.yaml").write_text(DEFAULT.replace("scenarios: rules.tests.yaml", "scenarios: cases/draft.tests.yaml"), encoding="utf-8")
+    (folder / "cases").mkdir()
+    (folder / "cases" / "draft.tests.yaml").write_bytes((REPO_ROOT / "config/rules.tests.yaml").read_bytes())
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(root, ["rules", "check", "mine/draft.yaml"])
+    assert result.exit_code == 0, result.output
+    unnamed = folder / "plain.yaml"
+    unnamed.write_text("\n".join(line for line in DEFAULT.splitlines() if not line.startswith("scenarios:")), encoding="utf-8")
+    assert scenarios_for(unnamed, load_rules(unnamed)) == folder / "plain.tests.yaml"

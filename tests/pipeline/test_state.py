@@ -192,7 +192,7 @@ def test_states_written_as_json_arrays_still_decode():
     d, last = state.declaration, state.last
     legacy = orjson.dumps([
         1, state.person_key, state.masked_id, state.name, state.phone, state.birth, state.newest, state.newest_id,
-        [d.event_id, d.submitted, d.arrival, d.lon, d.lat],
+        [d.event_id, d.submitted, d.arrival, d.lon, d.lat, d.address],
         [[n.event_id, n.sampled, n.reported, n.result, n.lab] for n in state.nats],
         [[p.event_id, p.seq, p.kind, p.t_from, p.t_to, p.lon, p.lat, p.label, p.role] for p in state.places],
         [last.action, last.severity, last.rules_version, last.case_id, last.message_id, last.at, last.community],

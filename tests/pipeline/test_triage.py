@@ -87,6 +87,8 @@ def test_route_sends_only_changes_with_deterministic_ids(rules, regions, communi
     verdict = evaluate(state, rules, regions, communities, AT)
     first = route(state.last, verdict)
     assert first is not None and first.action == "centralized_isolation" and first.previous_action is None
+    assert first.address == "兰学社区3幢201室"  # the declared destination, for the community's visit
+    assert state_from_bytes(state_to_bytes(state)).declaration.address == "兰学社区3幢201室"
     assert route(None, verdict).message_id == first.message_id
     state = remember(state, first)
     assert route(state.last, evaluate(state, rules, regions, communities, AT)) is None

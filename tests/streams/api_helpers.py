@@ -87,7 +87,10 @@ class RunningWorker:
              headers: dict[str, str] | None = None) -> tuple[int, Any]:
         """One HTTP request; returns (status, decoded JSON body or text)."""
         data = orjson.dumps(body) if isinstance(body, dict) else body
-        request = urllib.request.Request(self.base + path, data=data, method=method, headers=dict(headers or {}))
+        sent = dict(headers or {})
+        if data is not None and not any(k.lower() == "content-type" for k in sent):
+            sent["Content-Type"] = "application/json"
+        request = urllib.request.Request(self.base + path, data=data, method=method, headers=sent)
         if token is not None:
             request.add_header("Authorization", f"Bearer {token}")
         try:
@@ -127,15 +130,16 @@ def write_access(path: Path) -> dict[str, str]:
     return tokens
 
 
-def start_worker(access_path: Path | None) -> RunningWorker:
-    """Start a memory:// worker with its web server on a free port, in a background thread."""
+def start_worker(access_path: Path | None, **overrides: Any) -> RunningWorker:
+    """Start a worker (memory:// unless `overrides` name a broker) with its web server on a free port,
+    in a background thread."""
     from pipeline.settings import load_settings
     from streams.worker import create_worker
 
     tokens = write_access(access_path) if access_path is not None else {}
     port = free_port()
-    settings = load_settings(broker=f"memory://api-{uuid.uuid4().hex[:10]}", partitions=2, web_port=port,
-                             access=str(access_path or Path("/nonexistent/access.toml")))
+    options = {"broker": f"memory://api-{uuid.uuid4().hex[:10]}", "partitions": 2, **overrides}
+    settings = load_settings(web_port=port, access=str(access_path or Path("/nonexistent/access.toml")), **options)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()

@@ -43,6 +43,12 @@ def _delete_kafka_topics(bootstrap: str, prefix: str) -> None:
         admin.close()
 
 
+@pytest.fixture(params=["memory://", "rocksdb://"], ids=["memory-store", "rocksdb-store"])
+def store(request: pytest.FixtureRequest) -> str:
+    """The table store a worker runs on: Faust's in-memory store or its RocksDB store (rocksdict)."""
+    return request.param
+
+
 @pytest.fixture
 def run_async() -> Callable[[Coroutine[Any, Any, Any]], Any]:
     """Run a coroutine on a fresh event loop (each Faust app gets its own loop)."""

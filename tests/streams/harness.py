@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import socket
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -122,12 +124,14 @@ class Bus:
 
 
 def deployment_settings(broker: str, *, prefix: str | None = None, **overrides: Any) -> Settings:
-    """Settings for a throwaway deployment: unique topic prefix, small partition count, a free web port."""
+    """Settings for a throwaway deployment: unique topic prefix, small partition count, a free web port,
+    its own data dir (a temporary one unless given)."""
     prefix = prefix or f"t{uuid.uuid4().hex[:10]}"
     if broker == "memory":
         broker = f"memory://{prefix}"
     options: dict[str, Any] = dict(
-        broker=broker, topic_prefix=prefix, partitions=3, web_port=free_port(), insecure_demo_secret=True
+        broker=broker, topic_prefix=prefix, partitions=3, web_port=free_port(), insecure_demo_secret=True,
+        data_dir=Path(tempfile.mkdtemp(prefix=f"epiflow-{prefix}-")),
     )
     options.update(overrides)
     return load_settings(**options)
@@ -159,6 +163,8 @@ async def wait_until(predicate: Callable[[], bool], timeout: float, interval: fl
 
 
 def cleanup(settings: Settings) -> None:
+    if Path(settings.data_dir).is_relative_to(tempfile.gettempdir()):
+        shutil.rmtree(settings.data_dir, ignore_errors=True)
     if settings.broker.startswith("memory://"):
         drop_broker(settings.broker)
         return

@@ -161,12 +161,45 @@ def test_body_over_one_mib_without_content_length_is_413(api: RunningWorker) -> 
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
     chunks = (b"y" * 65536 for _ in range(20))
     conn.request("POST", SCANS, body=chunks, encode_chunked=True,
-                 headers={"Authorization": f"Bearer {api.tokens['checkpoint']}", "Transfer-Encoding": "chunked"})
+                 headers={"Authorization": f"Bearer {api.tokens['checkpoint']}", "Transfer-Encoding": "chunked",
+                          "Content-Type": "application/json"})
     response = conn.getresponse()
     body = orjson.loads(response.read())
     conn.close()
     assert response.status == 413
     assert "over 1048576 bytes" in body["problem"]
+
+
+@pytest.mark.parametrize(("path", "token", "document"), [
+    (SCANS, "checkpoint", scan), ("/api/declarations", "admin", declaration), ("/api/nat-results", "lab", nat_result),
+])
+@pytest.mark.parametrize("content_type", ["", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"])
+def test_input_endpoints_take_json_only(api: RunningWorker, path: str, token: str, document, content_type: str) -> None:  # noqa: ANN001
+    status, body = api.call("POST", path, orjson.dumps(document()), token=api.tokens[token], headers={"Content-Type": content_type})
+    assert status == 415, body
+    assert "application/json" in body["problem"]
+
+
+def test_json_with_a_charset_is_taken(api: RunningWorker) -> None:
+    status, body = api.call("POST", SCANS, scan(), token=api.tokens["checkpoint"],
+                            headers={"Content-Type": "application/json; charset=utf-8"})
+    assert status == 200, body
+
+
+def test_a_scan_from_an_unknown_checkpoint_is_404(api: RunningWorker) -> None:
+    status, body = api.call("POST", "/api/checkpoints/CP-99/scans", scan("CP-99"), token=api.tokens["admin"])
+    assert status == 404
+    assert "no checkpoint 'CP-99'" in body["problem"] and "accept_unknown_checkpoints" in body["problem"]
+
+
+def test_unknown_checkpoints_are_taken_when_configured(tmp_path: Path) -> None:
+    running = start_worker(tmp_path / "access.toml", accept_unknown_checkpoints=True)
+    try:
+        status, body = running.call("POST", "/api/checkpoints/CP-99/scans", scan("CP-99"), token=running.tokens["admin"])
+        assert status == 200, body
+        assert body["decision"] == "hold"
+    finally:
+        running.stop()
 
 
 # --- declarations, NAT results, policy --------------------------------------------------------------
@@ -352,7 +385,7 @@ def test_login_sets_an_httponly_strict_cookie_and_a_bad_token_is_refused(api: Ru
     conn.request("POST", "/login", body="token=wrong", headers={"Content-Type": "application/x-www-form-urlencoded"})
     response = conn.getresponse()
     assert response.status == 401
-    assert "not valid" in response.read().decode()
+    assert "令牌无效" in response.read().decode()
     conn.close()
 
 

@@ -1,6 +1,7 @@
 """Several `epiflow worker` processes in one consumer group on the real broker: (d) two workers split the
 partitions and together produce what one worker does; (e) a worker killed with SIGKILL mid-stream and
-restarted loses no expected triage message.
+restarted loses no expected triage message, on the memory and on the RocksDB table store (the restarted
+worker keeps its data dir: RocksDB recovers from its own files plus the changelog written since).
 
 Both compare every person's last triage message with `pipeline.evaluate` on the same input, as
 `test_pipeline_e2e.py` does; the workers read the wall clock, so offline runs at the start and at the
@@ -56,8 +57,8 @@ def test_two_workers_split_partitions_and_match_offline(kafka_bootstrap: str, tm
 
 
 @pytest.mark.timeout(400)
-def test_worker_killed_mid_stream_and_restarted_misses_nothing(kafka_bootstrap: str, tmp_path: Path) -> None:
-    result = run_drill("kill-worker", DrillContext(bootstrap=kafka_bootstrap, workdir=tmp_path, quick=True))
+def test_worker_killed_mid_stream_and_restarted_misses_nothing(store: str, kafka_bootstrap: str, tmp_path: Path) -> None:
+    result = run_drill("kill-worker", DrillContext(bootstrap=kafka_bootstrap, workdir=tmp_path, quick=True, store=store))
     figures = result["figures"]
     print("kill -9 and restart:", result)
 

@@ -130,8 +130,9 @@ def test_case_not_accepted_in_time_is_escalated_to_its_street(deployment: Settin
             worker.runtime.clock = lambda: case.due_at + timedelta(seconds=1)
             street_topic = street_topic_name(deployment.topic_prefix, street)
             assert await wait_until(lambda: bool(bus.records(street_topic)), 15)
-            escalated = [c for c, _ in worker.agents.local_cases() if c.escalated_at is not None]
-            assert escalated and worker.runtime.metrics.cases_overdue._value.get() == 1
+            # the escalation is delivered before the case records it: give the case a moment to follow
+            assert await wait_until(lambda: any(c.escalated_at is not None for c, _ in worker.agents.local_cases()), 5)
+            assert worker.runtime.metrics.cases_overdue._value.get() == 1
             return [orjson.loads(r.value) for r in bus.records(street_topic)]
 
     messages = asyncio.run(scenario())

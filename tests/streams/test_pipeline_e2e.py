@@ -1,4 +1,5 @@
-"""The whole worker, end to end, on memory:// and on the real Kafka broker (one test body for both)."""
+"""The whole worker, end to end, on memory:// and on the real Kafka broker, each on the memory and the RocksDB
+table store (one test body for all four)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from geo.regions import RiskIndex
 from pipeline.evaluate import evaluate_lines, read_lines
 from pipeline.rules import load_rules
 from pipeline.settings import Settings
+from streams.views import status
 from tests.streams.harness import Bus, cleanup, deployment_settings, running_worker, simulation, wait_until
 
 STREAM_FILES = {
@@ -38,9 +40,9 @@ def simulated(tmp_path: Path) -> tuple[Path, dict]:
 
 
 @pytest.fixture
-def deployment(broker: str, simulated: tuple[Path, dict]) -> Iterator[Settings]:
+def deployment(broker: str, store: str, simulated: tuple[Path, dict]) -> Iterator[Settings]:
     folder, _ = simulated
-    settings = deployment_settings(broker, regions=folder / "risk_regions.geojson")
+    settings = deployment_settings(broker, store=store, data_dir=folder / "data", regions=folder / "risk_regions.geojson")
     yield settings
     cleanup(settings)
 
@@ -82,14 +84,18 @@ def test_simulated_events_match_offline_evaluation(
             counts = worker.agents.counts
             sent = _push_all(bus, folder)
             assert await wait_until(lambda: counts["inputs"] == sent, 120), counts
-            assert await wait_until(lambda: counts["joined"] >= counts["person_events"], 120), counts
+            assert await wait_until(
+                lambda: counts["joined"] + counts["join_dead_lettered"] >= counts["person_events"], 120
+            ), counts
             await asyncio.sleep(0.5)
             bus.close()
-            return dict(counts)
+            return status(worker.agents)["counts"]
 
     counts = asyncio.run(scenario())
     assert counts["inputs"] == manifest["events"]
     assert counts["inputs"] == counts["forwarded"] + counts["dead_lettered"]
+    assert counts["person_events"] == counts["joined"] + counts["join_dead_lettered"], counts
+    assert counts["join_dead_lettered"] == 0, counts
 
     bus = Bus(deployment)
     dead = bus.records(deployment.topic("dead-letters"))
