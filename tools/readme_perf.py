@@ -190,10 +190,10 @@ def _state(results: dict[str, Any]) -> list[str]:
             "| store | tracked people | joined all / accounting | RSS idle → loaded (MB) | bytes per person (goal) | "
             "store disk (MB) | recovery (s) | RSS after recovery (MB) | command |",
             "|---|---|---|---|---|---|---|---|---|"]
-    runs = _runs(results, "state_100k") + _runs(results, "state_1m")
-    if not runs:
-        return ["Not measured in this run."]
-    for run in runs:
+    for name in ("state_100k", "state_1m"):
+        if not _runs(results, name):
+            rows.append(f"| | not measured in this run | | | | | | | `python -m tools.bench --only {name}` |")
+    for run in _runs(results, "state_100k") + _runs(results, "state_1m"):
         r = _ok(run)
         if not r:
             rows.append(f"| | {_failed(run)} | | | | | | | {_cmd(run)} |")
