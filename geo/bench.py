@@ -23,7 +23,7 @@ from geo.generate import DISTRICT_BOX, SPAN_END, SPAN_START, _star
 from geo.load import load_communities, load_regions
 from geo.naive import naive_lookup_many
 from geo.regions import Region, RiskIndex
-from geo.sweep import PlaceStore, sweep
+from geo.sweep import KEY_DTYPE, PlaceStore, sweep
 
 __all__ = ["main", "run"]
 
@@ -78,7 +78,9 @@ def _new_regions(rng: np.random.Generator, k: int) -> list[Region]:
 
 def _fill_store(rng: np.random.Generator, n: int, persons: int, block: int = 1_000_000) -> PlaceStore:
     store = PlaceStore()
-    store.intern([f"person-{i:07d}" for i in range(persons)])
+    keys = np.zeros(persons, dtype=KEY_DTYPE)
+    keys["raw"] = rng.integers(0, 256, (persons, 32), dtype=np.uint8)
+    keys["packed"] = True
     end = int(SPAN_END.timestamp())
     begin = end - 14 * 86_400
     done = 0
@@ -97,7 +99,7 @@ def _fill_store(rng: np.random.Generator, n: int, persons: int, block: int = 1_0
         )
         a = rng.integers(begin, end, m)
         b = a + rng.integers(300, 6 * 3600, m)
-        store.add_indexed(rng.integers(0, persons, m), x, y, a, b)
+        store.add_packed(keys[rng.integers(0, persons, m)], x, y, a, b)
         done += m
     return store
 

@@ -15,7 +15,7 @@ from geo._grid import GridIndex, covering_pairs
 from geo.errors import GeoValueError
 from geo.regions import Region, _micros, _td_micros
 
-__all__ = ["PlaceStore", "sweep", "SWEEP_COLUMNS"]
+__all__ = ["KEY_DTYPE", "PlaceStore", "SWEEP_COLUMNS", "keys_of", "pack_keys", "sweep"]
 
 SWEEP_COLUMNS = ["person_key", "region_id", "level", "t_from", "t_to"]
 _US = 1_000_000
@@ -23,9 +23,69 @@ _OPEN = np.iinfo(np.int64).max
 _PER_REGION_SCAN_MAX = 16  # above this many regions a grid over the regions beats one column scan each
 
 
+#: One row's person key: a 64-hex HMAC packed to its 32 raw bytes (`packed`), or a short key's UTF-8 bytes.
+KEY_DTYPE = np.dtype([("raw", np.uint8, (32,)), ("packed", np.bool_)])
+_KEY_BYTES = 32
+_FIRST_CAPACITY = 4096
+
+
+def pack_keys(person_keys: Sequence[str] | str | np.ndarray) -> np.ndarray:
+    """Person keys as `KEY_DTYPE` rows: a lowercase 64-hex key takes its 32 raw bytes, any other key
+    of at most 32 UTF-8 bytes is kept as is (tests, tools); `keys_of` gives the strings back."""
+    keys = [person_keys] if isinstance(person_keys, str) else np.asarray(person_keys, dtype=object).reshape(-1).tolist()
+    rows = np.zeros(len(keys), dtype=KEY_DTYPE)
+    if not keys:
+        return rows
+    if all(type(k) is str and len(k) == 64 for k in keys):
+        joined = "".join(keys)
+        try:
+            raw = bytes.fromhex(joined)
+        except ValueError:
+            raw = b""
+        if raw.hex() == joined:
+            rows["raw"] = np.frombuffer(raw, dtype=np.uint8).reshape(-1, _KEY_BYTES)
+            rows["packed"] = True
+            return rows
+    for i, key in enumerate(keys):
+        rows[i] = _packed_one(key)
+    return rows
+
+
+def _packed_one(key: object) -> tuple[np.ndarray, bool]:
+    if not isinstance(key, str) or not key:
+        raise GeoValueError(f"person key is {key!r}, expected a non-empty string")
+    if len(key) == 64:
+        try:
+            raw = bytes.fromhex(key)
+        except ValueError:
+            raw = b""
+        if raw.hex() == key:
+            return np.frombuffer(raw, dtype=np.uint8), True
+    text = key.encode("utf-8")
+    if len(text) > _KEY_BYTES or text.endswith(b"\0"):
+        raise GeoValueError(f"person key {key!r:.80} is neither a lowercase 64-hex HMAC nor at most 32 UTF-8 bytes")
+    return np.frombuffer(text.ljust(_KEY_BYTES, b"\0"), dtype=np.uint8), False
+
+
+def keys_of(rows: ArrayLike) -> np.ndarray:
+    """Person keys (object array of str) of `KEY_DTYPE` rows, as `pack_keys` was given them."""
+    rows = np.asarray(rows)
+    if rows.dtype != KEY_DTYPE:
+        raise GeoValueError(f"key rows have dtype {rows.dtype}, expected {KEY_DTYPE} (from pack_keys or chunks())")
+    rows = rows.reshape(-1)
+    out = np.empty(len(rows), dtype=object)
+    packed = rows["packed"]
+    if packed.any():
+        text = np.ascontiguousarray(rows["raw"][packed]).tobytes().hex()
+        out[packed] = np.array([text]).view(f"<U{2 * _KEY_BYTES}").astype(object)
+    if not packed.all():
+        out[~packed] = [bytes(r).rstrip(b"\0").decode("utf-8") for r in rows["raw"][~packed]]
+    return out
+
+
 @dataclass
 class _Chunk:
-    """One fixed-capacity block of places; rows [0, size) are filled."""
+    """One block of places; rows [0, size) are filled."""
 
     key: np.ndarray
     lon: np.ndarray
@@ -37,7 +97,7 @@ class _Chunk:
     @classmethod
     def empty(cls, capacity: int) -> _Chunk:
         return cls(
-            key=np.empty(capacity, dtype=np.int32),
+            key=np.empty(capacity, dtype=KEY_DTYPE),
             lon=np.empty(capacity, dtype=np.float64),
             lat=np.empty(capacity, dtype=np.float64),
             t_from=np.empty(capacity, dtype=np.int64),
@@ -52,12 +112,22 @@ class _Chunk:
         n = self.size
         return self.key[:n], self.lon[:n], self.lat[:n], self.t_from[:n], self.t_to[:n]
 
+    def grown(self, capacity: int) -> _Chunk:
+        """A copy with room for `capacity` rows."""
+        bigger = _Chunk.empty(capacity)
+        for name in ("key", "lon", "lat", "t_from", "t_to"):
+            getattr(bigger, name)[: self.size] = getattr(self, name)[: self.size]
+        bigger.size = self.size
+        return bigger
+
 
 class PlaceStore:
     """Append-only store of (person key, lon, lat, t_from, t_to) rows, times in epoch seconds.
 
-    Person keys are interned into a key table (str -> int32 index); rows live in numpy chunks
-    of `chunk_size` so appending never copies what is already stored.
+    Numeric columns only: each row holds its person key as 32 raw bytes (`KEY_DTYPE`), so the store
+    keeps no Python object per person or per place (65 bytes a row). Rows live in numpy chunks of
+    `chunk_size`; the newest chunk starts small and doubles until it reaches `chunk_size`, so a
+    worker holding a few places does not reserve a full chunk, and full chunks are never copied.
     """
 
     def __init__(self, chunk_size: int = 1 << 20) -> None:
@@ -65,43 +135,10 @@ class PlaceStore:
             raise GeoValueError(f"chunk_size is {chunk_size!r}, expected a positive int")
         self._chunk_size = chunk_size
         self._chunks: list[_Chunk] = []
-        self._key_index: dict[str, int] = {}
-        self._keys: list[str] = []
 
-    # -- key table ---------------------------------------------------------------------------
-    def intern(self, person_keys: Sequence[str] | str | np.ndarray) -> np.ndarray:
-        """Indices of the given person keys in the key table, adding new keys (int32 array)."""
-        if isinstance(person_keys, str):
-            person_keys = [person_keys]
-        values = np.asarray(person_keys, dtype=object).reshape(-1)
-        if values.size == 0:
-            return np.empty(0, dtype=np.int32)
-        codes, uniques = pd.factorize(values)
-        table = np.empty(len(uniques), dtype=np.int32)
-        for j, key in enumerate(uniques.tolist()):
-            if not isinstance(key, str) or not key:
-                raise GeoValueError(f"person key is {key!r}, expected a non-empty string")
-            idx = self._key_index.get(key)
-            if idx is None:
-                idx = len(self._keys)
-                self._key_index[key] = idx
-                self._keys.append(key)
-            table[j] = idx
-        return table[codes]
-
-    def keys_for(self, indices: ArrayLike) -> np.ndarray:
-        """Person keys (object array of str) for key-table indices."""
-        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-        table = np.asarray(self._keys, dtype=object)
-        if idx.size and (idx.min() < 0 or idx.max() >= len(table)):
-            bad = idx[(idx < 0) | (idx >= len(table))][0]
-            raise GeoValueError(f"key index {int(bad)} is outside the key table of {len(table)} keys")
-        return table[idx]
-
-    @property
-    def key_count(self) -> int:
-        """Number of distinct person keys ever added."""
-        return len(self._keys)
+    def keys_for(self, rows: ArrayLike) -> np.ndarray:
+        """Person keys (object array of str) of key rows taken from `chunks()`."""
+        return keys_of(rows)
 
     # -- rows --------------------------------------------------------------------------------
     def add(
@@ -113,15 +150,16 @@ class PlaceStore:
         t_to: ArrayLike,
     ) -> None:
         """Append places; scalars broadcast against arrays. Times are epoch seconds, t_from <= t_to."""
-        self.add_indexed(self.intern(person_keys), lon, lat, t_from, t_to)
+        self.add_packed(pack_keys(person_keys), lon, lat, t_from, t_to)
 
-    def add_indexed(
-        self, key_index: ArrayLike, lon: ArrayLike, lat: ArrayLike, t_from: ArrayLike, t_to: ArrayLike
-    ) -> None:
-        """Append places whose person keys are already interned (see `intern`)."""
+    def add_packed(self, key_rows: ArrayLike, lon: ArrayLike, lat: ArrayLike, t_from: ArrayLike, t_to: ArrayLike) -> None:
+        """Append places whose person keys are already packed (`pack_keys`)."""
+        rows = np.asarray(key_rows)
+        if rows.dtype != KEY_DTYPE:
+            raise GeoValueError(f"key rows have dtype {rows.dtype}, expected {KEY_DTYPE} (from pack_keys)")
         try:
             key, x, y, a, b = np.broadcast_arrays(
-                np.asarray(key_index, dtype=np.int64).reshape(-1),
+                rows.reshape(-1),
                 np.asarray(lon, dtype=np.float64).reshape(-1),
                 np.asarray(lat, dtype=np.float64).reshape(-1),
                 np.asarray(t_from, dtype=np.int64).reshape(-1),
@@ -131,8 +169,6 @@ class PlaceStore:
             raise GeoValueError(f"place columns have different lengths: {exc}") from exc
         if key.size == 0:
             return
-        if key.min() < 0 or key.max() >= len(self._keys):
-            raise GeoValueError(f"key index {int(key.max())} is not in the key table; intern the keys first")
         if not (np.isfinite(x).all() and np.isfinite(y).all()):
             raise GeoValueError("lon/lat hold NaN or infinity, expected finite coordinates")
         if (b < a).any():
@@ -141,8 +177,7 @@ class PlaceStore:
         start = 0
         n = key.size
         while start < n:
-            if not self._chunks or self._chunks[-1].size == self._chunks[-1].capacity:
-                self._chunks.append(_Chunk.empty(self._chunk_size))
+            self._make_room(n - start)
             chunk = self._chunks[-1]
             take = min(n - start, chunk.capacity - chunk.size)
             sl = slice(chunk.size, chunk.size + take)
@@ -154,6 +189,17 @@ class PlaceStore:
             chunk.t_to[sl] = b[src]
             chunk.size += take
             start += take
+
+    def _make_room(self, wanted: int) -> None:
+        """Ensure the newest chunk has a free row: grow it (doubling, up to `chunk_size`) or start a new one."""
+        if self._chunks and self._chunks[-1].size < self._chunks[-1].capacity:
+            return
+        last = self._chunks[-1] if self._chunks else None
+        if last is not None and last.capacity < self._chunk_size:
+            capacity = min(self._chunk_size, max(2 * last.capacity, last.size + wanted))
+            self._chunks[-1] = last.grown(capacity)
+            return
+        self._chunks.append(_Chunk.empty(min(self._chunk_size, max(_FIRST_CAPACITY, wanted))))
 
     def evict(self, older_than: int) -> int:
         """Drop places that ended before `older_than` (epoch s); returns how many were dropped."""
@@ -181,7 +227,7 @@ class PlaceStore:
         return dropped
 
     def chunks(self) -> list[tuple[np.ndarray, ...]]:
-        """Filled views (key, lon, lat, t_from, t_to) of every chunk, oldest first."""
+        """Filled views (key rows, lon, lat, t_from, t_to) of every chunk, oldest first."""
         return [c.columns() for c in self._chunks if c.size]
 
     def __len__(self) -> int:
@@ -190,7 +236,7 @@ class PlaceStore:
     @property
     def nbytes(self) -> int:
         """Bytes held by the place columns (allocated capacity)."""
-        return sum(c.capacity * (4 + 8 * 4) for c in self._chunks)
+        return sum(c.capacity * (KEY_DTYPE.itemsize + 8 * 4) for c in self._chunks)
 
 
 def sweep(
@@ -259,7 +305,7 @@ def sweep(
     levels = np.array([r.level for r in regions], dtype=object)
     frame = pd.DataFrame(
         {
-            "person_key": pd.Series(store.keys_for(np.concatenate(keys)), dtype=object),
+            "person_key": pd.Series(keys_of(np.concatenate(keys)), dtype=object),
             "region_id": pd.Series(ids[ridx], dtype=object),
             "level": pd.Series(levels[ridx], dtype=object),
             "t_from": np.concatenate(t_from),

@@ -8,14 +8,17 @@ new action's acceptance window, counted from the message), and a clear closes th
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+import msgspec
+import orjson
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from pipeline.errors import CaseError
-from pipeline.events import CaseEvent, TriageMessage
+from pipeline.events import CaseEvent, Reason, TriageMessage
 from pipeline.rules import CLEAR
 
 __all__ = [
@@ -24,6 +27,8 @@ __all__ = [
     "CaseStatus",
     "apply_case_event",
     "case_for_message",
+    "case_from_bytes",
+    "case_to_bytes",
     "escalate",
     "open_case",
     "overdue",
@@ -180,3 +185,51 @@ def escalate(case: Case, now: datetime, by: str = "epiflow") -> tuple[Case, Case
         note=f"not accepted by {case.due_at.isoformat() if case.due_at else 'its due time'}; escalated to {street}",
     )
     return apply_case_event(case, event), event
+
+
+#: Format marker of `case_to_bytes` (zlib-compressed msgpack arrays); a JSON object
+#: `{"case": ..., "message": ...}` is still decoded.
+_FORMAT = 2
+_ENCODE = msgspec.msgpack.Encoder().encode
+_DECODE = msgspec.msgpack.Decoder().decode
+#: zlib's fastest level: a case record shrinks to about 57 % (its reasons and message repeat the case's words).
+_LEVEL = 1
+_CASE_FIELDS = tuple(Case.model_fields)
+_MESSAGE_FIELDS = tuple(TriageMessage.model_fields)
+_REASON_FIELDS = tuple(Reason.model_fields)
+
+
+def case_to_bytes(case: Case, message: TriageMessage | dict[str, Any]) -> bytes:
+    """Cases-table value: the case and the latest triage message of its episode (what the queue pages show).
+
+    msgpack arrays in the models' field order, so no field name is stored once per case, compressed:
+    a worker holds one per flagged person. Written once per triage message or case step, never per
+    person event, so the compression stays off the join's path.
+    """
+    shown = message.model_dump(mode="json") if isinstance(message, TriageMessage) else message
+    fields = case.model_dump(mode="json")
+    try:
+        body = [shown[name] for name in _MESSAGE_FIELDS]
+        body[_MESSAGE_FIELDS.index("reasons")] = [[r[name] for name in _REASON_FIELDS] for r in shown["reasons"]]
+    except (KeyError, TypeError) as exc:
+        raise CaseError(f"triage message of case {case.case_id!r} lacks field {exc}; expected a TriageMessage") from None
+    return zlib.compress(_ENCODE((_FORMAT, [fields[name] for name in _CASE_FIELDS], body)), _LEVEL)
+
+
+def case_from_bytes(raw: bytes) -> tuple[Case, dict[str, Any]]:
+    """Inverse of `case_to_bytes`: the case and its message as a JSON-shaped dict; `CaseError` on anything else."""
+    try:
+        if raw[:1] == b"{":
+            record = orjson.loads(raw)
+            return Case.model_validate(record["case"]), record["message"]
+        marker, fields, body = _DECODE(zlib.decompress(raw))
+        if marker != _FORMAT:
+            raise CaseError(f"case record has an unknown format marker {marker!r:.40}")
+        message = dict(zip(_MESSAGE_FIELDS, body, strict=True))
+        message["reasons"] = [dict(zip(_REASON_FIELDS, r, strict=True)) for r in message["reasons"]]
+        return Case.model_validate(dict(zip(_CASE_FIELDS, fields, strict=True))), message
+    except CaseError:
+        raise
+    except (zlib.error, msgspec.DecodeError, orjson.JSONDecodeError, ValidationError, KeyError, TypeError,
+            ValueError) as exc:
+        raise CaseError(f"case record bytes do not decode: {exc}") from None

@@ -55,7 +55,13 @@ DEFAULT_HORIZON = timedelta(days=14)
 #: Hard bounds, whatever the horizon: the newest places and tests win.
 MAX_PLACES = 64
 MAX_NATS = 24
-_FORMAT = 1
+#: Format marker of `state_to_bytes` (msgpack); 1 was a JSON array, still decoded.
+_FORMAT = 2
+_FORMAT_JSON = 1
+_KINDS: tuple[PlaceKind, ...] = ("stop", "scan", "origin")
+_KIND_CODE = {kind: code for code, kind in enumerate(_KINDS)}
+_ENCODE = msgspec.msgpack.Encoder().encode
+_DECODE = msgspec.msgpack.Decoder().decode
 _NO_TIME = timedelta(0)
 
 
@@ -375,10 +381,14 @@ def remember(state: PersonState, last: LastVerdict | None) -> PersonState:
 
 
 def state_to_bytes(state: PersonState) -> bytes:
-    """Compact JSON array form (no field names) for the person table's changelog."""
+    """Compact msgpack array form (no field names, place kinds as small ints) for the person table's changelog.
+
+    msgspec allocates the output at its exact size; orjson's output keeps its whole growth buffer (4 KiB
+    and more for a state of a few hundred bytes), which a table holding one value per person pays for.
+    """
     d = state.declaration
     last = state.last
-    return orjson.dumps([
+    return _ENCODE((
         _FORMAT,
         state.person_key,
         state.masked_id,
@@ -387,34 +397,46 @@ def state_to_bytes(state: PersonState) -> bytes:
         state.birth,
         state.newest,
         state.newest_id,
-        None if d is None else [d.event_id, d.submitted, d.arrival, d.lon, d.lat, d.address],
-        [[n.event_id, n.sampled, n.reported, n.result, n.lab] for n in state.nats],
-        [[p.event_id, p.seq, p.kind, p.t_from, p.t_to, p.lon, p.lat, p.label, p.role] for p in state.places],
-        None if last is None else [last.action, last.severity, last.rules_version, last.case_id, last.message_id, last.at, last.community],
-    ])
+        None if d is None else (d.event_id, d.submitted, d.arrival, d.lon, d.lat, d.address),
+        [(n.event_id, n.sampled, n.reported, n.result, n.lab) for n in state.nats],
+        [(p.event_id, p.seq, _KIND_CODE[p.kind], p.t_from, p.t_to, p.lon, p.lat, p.label, p.role) for p in state.places],
+        None if last is None else (last.action, last.severity, last.rules_version, last.case_id, last.message_id, last.at,
+                                   last.community),
+    ))
 
 
 def state_from_bytes(raw: bytes) -> PersonState:
-    """Inverse of `state_to_bytes`; raises `StateError` on anything else."""
+    """Inverse of `state_to_bytes`, and of the JSON array form of format 1 still found in older changelogs;
+    raises `StateError` on anything else."""
     try:
-        v = orjson.loads(raw)
+        if raw[:1] == b"[":
+            return _state_of_json(orjson.loads(raw))
+        v = _DECODE(raw)
         if not isinstance(v, list) or not v or v[0] != _FORMAT:
             raise StateError(f"person state has an unknown format marker {v[0] if isinstance(v, list) and v else v!r:.40}")
         (_, key, masked, name, phone, birth, newest, newest_id, d, nats, places, last) = v
         return PersonState(
-            person_key=key,
-            masked_id=masked,
-            name=name,
-            phone=phone,
-            birth=birth,
-            newest=newest,
-            newest_id=newest_id,
-            declaration=None if d is None else DeclarationInfo(*d),
-            nats=tuple(Nat(*n) for n in nats),
-            places=tuple(Place(*p) for p in places),
-            last=None if last is None else LastVerdict(*last),
+            key, masked, name, phone, birth, newest, newest_id,
+            None if d is None else DeclarationInfo(*d),
+            tuple([Nat(*n) for n in nats]),
+            tuple([Place(e, seq, _KINDS[k], *rest) for e, seq, k, *rest in places]),
+            None if last is None else LastVerdict(*last),
         )
     except StateError:
         raise
-    except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+    except (msgspec.DecodeError, orjson.JSONDecodeError, TypeError, ValueError, IndexError) as exc:
         raise StateError(f"person state bytes do not decode: {exc}") from None
+
+
+def _state_of_json(v: object) -> PersonState:
+    """A state in the JSON array form of format 1 (place kinds as strings)."""
+    if not isinstance(v, list) or not v or v[0] != _FORMAT_JSON:
+        raise StateError(f"person state has an unknown format marker {v[0] if isinstance(v, list) and v else v!r:.40}")
+    (_, key, masked, name, phone, birth, newest, newest_id, d, nats, places, last) = v
+    return PersonState(
+        key, masked, name, phone, birth, newest, newest_id,
+        None if d is None else DeclarationInfo(*d),
+        tuple([Nat(*n) for n in nats]),
+        tuple([Place(*p) for p in places]),
+        None if last is None else LastVerdict(*last),
+    )

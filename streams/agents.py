@@ -16,7 +16,15 @@ from typing import Any
 import faust
 import orjson
 
-from pipeline.cases import Case, apply_case_event, case_for_message, escalate, overdue
+from pipeline.cases import (
+    Case,
+    apply_case_event,
+    case_for_message,
+    case_from_bytes,
+    case_to_bytes,
+    escalate,
+    overdue,
+)
 from pipeline.errors import RejectedEvent
 from pipeline.events import CaseEvent, PersonEvent, TriageMessage
 from pipeline.ingest import dead_letter, person_event_records
@@ -67,8 +75,8 @@ class Agents:
     control_ready: asyncio.Event = field(default_factory=asyncio.Event)
     regions_loaded: bool = False
     queues_declared: bool = False
-    awaiting: dict[str, Case] = field(default_factory=dict)
-    _escalating: set[str] = field(default_factory=set)
+    awaiting: dict[bytes, float] = field(default_factory=dict)
+    _escalating: set[bytes] = field(default_factory=set)
 
     async def send(self, topic: Any, key: bytes | None, value: bytes) -> Awaitable[Any]:
         """Hand a record to the producer directly (the hot paths skip Faust's per-message channel
@@ -284,27 +292,34 @@ class Agents:
         return await self._put_case(updated, message, partition)
 
     async def _put_case(self, case: Case, message: TriageMessage | dict[str, Any], partition: int) -> Awaitable[Any]:
-        delivery = await self.cases.put(case.case_id.encode(), case_record(case, message), partition)
-        self._track(case)
+        key = case.case_id.encode()
+        delivery = await self.cases.put(key, case_record(case, message), partition)
+        self._track(case, key)
         return delivery
 
-    def _track(self, case: Case) -> None:
-        """Keep the in-memory list of cases still waiting to be accepted (what the escalation timer scans)."""
-        if case.accepted_at is None and case.escalated_at is None and case.is_open and case.action != "clear":
-            self.awaiting[case.case_id] = case
+    def _track(self, case: Case, key: bytes) -> None:
+        """Keep the due time of every case still waiting to be accepted (what the escalation timer scans).
+
+        A float under the table's own key per case, not the case: the timer reads a case back once it is due.
+        """
+        if case.accepted_at is None and case.escalated_at is None and case.is_open and case.action != "clear" \
+                and case.due_at is not None:
+            self.awaiting[key] = case.due_at.timestamp()
         else:
-            self.awaiting.pop(case.case_id, None)
-            self._escalating.discard(case.case_id)
+            self.awaiting.pop(key, None)
+            self._escalating.discard(key)
 
     async def escalate_overdue(self) -> None:
         """Send an `escalated` case event for every local case not accepted by its due time."""
         now = self.runtime.clock()
-        for case in overdue(list(self.awaiting.values()), now):
-            if case.case_id in self._escalating:
-                continue
-            self._escalating.add(case.case_id)
+        cut = now.timestamp()
+        due = [key for key, at in self.awaiting.items() if at <= cut and key not in self._escalating]
+        raws = [self.cases.get_in(key, self.cases.partition_for_key(key)) for key in due]
+        for case in overdue([read_case(raw)[0] for raw in raws if raw], now):
+            key = case.case_id.encode()
+            self._escalating.add(key)
             _, event = escalate(case, now)
-            await self.topics.case_events.send(key=case.case_id.encode(), value=event.model_dump_json().encode())
+            await self.topics.case_events.send(key=key, value=event.model_dump_json().encode())
 
     def local_cases(self) -> list[tuple[Case, dict[str, Any]]]:
         """Every case this worker holds, with the latest triage message of its episode."""
@@ -313,13 +328,11 @@ class Agents:
 
 def case_record(case: Case, message: TriageMessage | dict[str, Any]) -> bytes:
     """Cases-table value: the case and the latest triage message of its episode (for the queue pages)."""
-    shown = message.model_dump(mode="json") if isinstance(message, TriageMessage) else message
-    return orjson.dumps({"case": case.model_dump(mode="json"), "message": shown})
+    return case_to_bytes(case, message)
 
 
 def read_case(raw: bytes) -> tuple[Case, dict[str, Any]]:
-    record = orjson.loads(raw)
-    return Case.model_validate(record["case"]), record["message"]
+    return case_from_bytes(raw)
 
 
 def _escalation_body(case: Case, message: dict[str, Any], event: CaseEvent) -> bytes:
@@ -335,19 +348,19 @@ def _transient(error: BaseException) -> bool:
 
 
 async def _acknowledged_once_handled(events: Sequence[Any], handling: Awaitable[None]) -> None:
-    """Await `handling` of a batch; if it does not finish (the agent cancelled or crashed), leave the batch unacknowledged.
+    """Await `handling` of a batch, holding one reference on each of its messages until it is done.
 
-    `take_events` acknowledges a batch when its generator closes, even when the agent stopped in the
-    middle of it (a worker shutting down). Marking its messages as already seen by the consumer turns
-    that acknowledgement into a no-op: their offsets are never committed, so the records are read
-    again after the restart or the next rebalance.
+    `take_events` acknowledges a batch as its generator closes, and Faust closes it when the stream
+    stops, even while the agent is still in the middle of the batch (a worker shutting down). With the
+    reference held, that acknowledgement leaves each message pending; the reference is let go only
+    once the batch was handled, so a batch that was not is never committed and is read again after
+    the restart.
     """
-    try:
-        await handling
-    except BaseException:
-        for event in events:
-            event.message.acked = True
-        raise
+    for event in events:
+        event.message.incref()
+    await handling
+    for event in events:
+        event.message.decref()
 
 
 def _is_reevaluation(headers: Any) -> bool:
@@ -420,8 +433,9 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
 
     @cases.on_recover
     async def rebuild_awaiting() -> None:
-        for case, _ in agents.local_cases():
-            agents._track(case)
+        for key, raw in list(cases.items()):
+            if raw:
+                agents._track(read_case(raw)[0], key)
 
     @persons.on_recover
     async def rebuild_places() -> None:

@@ -504,13 +504,13 @@ def community_cases(agents: Agents, code: str, *, full_phone: bool) -> dict[str,
     mine = [(c, m) for c, m in agents.local_cases() if c.community == code]
     rows = queue_rows(mine, now, full_phone=full_phone, action_texts=_action_texts(agents, "zh"),
                       action_texts_en=_action_texts(agents, "en"), zone=zone)
-    closing = {c.case_id: {"status": c.status, "closed_reason": c.closed_reason} for c, _ in mine}
+    closed_reasons = {c.case_id: c.closed_reason for c, _ in mine}
     community = rt.communities.get(code)
     return {
         "community": code, "name": community.name if community else UNASSIGNED.get(code, code),
         "street": community.street if community else None, "now": now.astimezone(zone).isoformat(),
         "zone": zone.key, "recovering": recovering(agents),
-        "cases": [{**r.to_json(), **closing[r.case_id]} for r in rows],
+        "cases": [{**r.to_json(), "closed_reason": closed_reasons[r.case_id]} for r in rows],
     }
 
 

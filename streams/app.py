@@ -13,6 +13,10 @@ from streams.kafka_options import kafka_client_options
 __all__ = ["App", "build_app"]
 
 
+#: How often a worker's consumer re-reads topic metadata (ms); a new or late topic joins the assignment then.
+CONSUMER_METADATA_MAX_AGE_MS = 5_000
+
+
 class App(faust.App):
     """faust.App on `streams.kafka.Transport` for `kafka://`: commits that hold across rebalances, a producer that
     keeps its metadata; its data directory is created with its parents."""
@@ -46,6 +50,9 @@ def build_app(settings: Settings, *, app_id: str | None = None, web_enabled: boo
         topic_allow_declare=True,
         table_standby_replicas=0,
         consumer_auto_offset_reset="earliest",
+        # a topic declared just after the group's first assignment is picked up at the next metadata
+        # refresh, which then rebalances: every 5 s, not Faust's default of 5 minutes
+        consumer_metadata_max_age_ms=CONSUMER_METADATA_MAX_AGE_MS,
         stream_wait_empty=False,
         broker_commit_every=1000,
         broker_commit_interval=1.0,

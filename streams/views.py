@@ -39,13 +39,14 @@ def register_views(app: faust.App, agents: Agents) -> None:
 
 
 def status(agents: Agents) -> dict[str, Any]:
-    """Counts, rules version and refusals of this worker."""
+    """Counts, rules version and refusals of this worker, and whether its tables have been recovered."""
     rt = agents.runtime
     return {
         "rules_version": rt.rules_version,
         "rules_source": rt.rules_source,
         "regions": len(rt.regions),
         "places": len(rt.places),
+        "recovered": agents.app.tables.recovery.completed.is_set(),
         "counts": dict(agents.counts),
         "refusals": list(rt.refusals[-10:]),
     }

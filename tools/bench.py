@@ -49,6 +49,12 @@ def _worker_people(quick: bool) -> str:
     return "3000" if quick else "100000"
 
 
+def _state_runs(people: str) -> list[list[str]]:
+    """One worker drained of `people` people on each store, then restarted to time its table recovery."""
+    return [["-m", "tools.bench_worker", "run", "--workers", "1", "--people", people, "--fractions", "", "--store", store,
+             "--restart"] for store in ("memory://", "rocksdb://")]
+
+
 SECTIONS: tuple[Section, ...] = (
     Section("raw_ceiling", "raw aiokafka consume → produce, no processing",
             lambda q: [["-m", "tools.raw_ceiling", "--records", "50000" if q else "300000"]]),
@@ -58,6 +64,10 @@ SECTIONS: tuple[Section, ...] = (
     Section("worker_2", "two workers in one consumer group on this 2-core machine",
             lambda q: [["-m", "tools.bench_worker", "run", "--workers", "2", "--people", _worker_people(q),
                         "--fractions", ""]]),
+    Section("state_100k", "state per tracked person at 100,000 people, memory and RocksDB stores, and recovery",
+            lambda q: _state_runs("3000" if q else "100000")),
+    Section("state_1m", "state per tracked person at 1,000,000 people, memory and RocksDB stores, and recovery",
+            lambda q: _state_runs("10000" if q else "1000000"), timeout_s=3 * 3600.0),
     Section("naive", "naive baseline: one message at a time, flush per message",
             lambda q: [["-m", "tools.bench_worker", "naive", "--records", "500" if q else "3000"]]),
     Section("transport", "one-agent Faust pipeline, memory:// vs Kafka",

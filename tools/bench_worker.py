@@ -1,11 +1,12 @@
 """Worker capacity on the real Kafka broker: sustained person-events/s, latency at fractions of it, memory.
 
-``python -m tools.bench_worker run [--workers N] [--people P] [--fractions 0.25,0.5,1] [--seconds S]``
-pre-fills the input topics with a simulation anchored at now, starts N `epiflow worker` subprocesses
+``python -m tools.bench_worker run [--workers N] [--people P] [--fractions 0.25,0.5,1] [--seconds S]
+[--store memory://|rocksdb://] [--restart]`` pre-fills the input topics with a simulation anchored at now, starts N `epiflow worker` subprocesses
 in one consumer group and times how fast they drain the backlog (from `/api/status` counts); then
 sends fresh simulated inputs at fractions of that rate and measures ingest→triage latency from the
 broker timestamps of input records and of the triage records that name them. RSS growth per 100,000
-tracked people comes from the same run. ``python -m tools.bench_worker naive [--records N]`` is the
+tracked people comes from the same run, with the disk the store uses; with ``--restart`` the workers are then
+stopped and started again on the same data directory, timed until their tables are recovered. ``python -m tools.bench_worker naive [--records N]`` is the
 one-message-at-a-time baseline: kafka-python poll of one record → `pipeline.ingest` + `pipeline.join.step`
 → produce + flush per record. Each prints one JSON object.
 """
@@ -334,14 +335,19 @@ def measure_workers(
     latency_seconds: float = 20.0,
     seed: int = 7,
     kafka_version: str = "unknown",
+    store: str = "memory://",
+    restart: bool = False,
 ) -> dict[str, Any]:
-    """Backlog throughput of `workers` workers, then latency at `fractions` of it, and RSS per tracked person."""
+    """Backlog throughput of `workers` workers, then latency at `fractions` of it, RSS per tracked person and
+    the store's disk; with `restart`, the time a restarted worker takes to recover its tables."""
     if workers < 1:
         raise ValueError(f"workers={workers!r} must be at least 1")
     if people < 100:
         raise ValueError(f"people={people!r} must be at least 100")
     if any(not 0 < f <= 2 for f in fractions):
         raise ValueError(f"fractions={list(fractions)!r} must each be in (0, 2]")
+    if not store.startswith(("memory://", "rocksdb://")):
+        raise ValueError(f"store={store!r} must be 'memory://' or 'rocksdb://'")
     if latency_seconds <= 0 and fractions:
         raise ValueError(f"latency_seconds={latency_seconds!r} must be positive")
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
@@ -360,6 +366,7 @@ def measure_workers(
         "EPIFLOW_PARTITIONS": str(partitions),
         "EPIFLOW_REGIONS": str(folder / "risk_regions.geojson"),
         "EPIFLOW_DATA_DIR": str(folder / "data"),
+        "EPIFLOW_STORE": store,
     }
     _create_topics(bootstrap, [f"{prefix}.{k}" for k in INPUT_KINDS], partitions)
     running: list[Any] = []
@@ -375,8 +382,10 @@ def measure_workers(
         rss_loaded = [_rss(w.pid) for w in running]
         final = samples[-1][1]
         sustained = _sustained(samples, person_events)
+        disk = _disk_bytes(folder / "data")
         result: dict[str, Any] = {
             "workers": workers,
+            "store": store,
             "partitions": partitions,
             "people_simulated": people,
             "tracked_people": len(keys),
@@ -394,6 +403,9 @@ def measure_workers(
             "rss_idle_mb": [round(r / 2**20, 1) for r in rss_idle],
             "rss_loaded_mb": [round(r / 2**20, 1) for r in rss_loaded],
             "rss_growth_per_100k_people_mb": round((sum(rss_loaded) - sum(rss_idle)) / 2**20 / len(keys) * 100_000, 1),
+            "rss_growth_per_person_bytes": round((sum(rss_loaded) - sum(rss_idle)) / len(keys)),
+            "joined_all": final["joined"] == person_events,
+            "store_disk_mb": round(disk / 2**20, 1),
             "kafka_version": kafka_version,
             "bootstrap": bootstrap,
             "topic_prefix": prefix,
@@ -421,12 +433,39 @@ def measure_workers(
                     latency_max_ms=max(lat) if lat else None,
                 )
             result["latency"] = phases
+        if restart:
+            result["restart"] = _restart(running, env, folder)
         shutil.rmtree(folder, ignore_errors=True)  # kept (worker logs) only when the run failed
         return result
     finally:
         for worker in running:
             worker.terminate(timeout=30)
         _delete_prefix(bootstrap, prefix)
+
+
+def _disk_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0
+
+
+def _restart(running: list[Any], env: dict[str, str], folder: Path) -> dict[str, Any]:
+    """Stop every worker (SIGTERM), start as many again on the same data directory, and time until each
+    reports its tables recovered (the person table's changelog read back, the place store rebuilt from it)."""
+    places = sum(w.status(timeout=10)["places"] for w in running)
+    for worker in running:
+        worker.terminate(timeout=60)
+    disk = _disk_bytes(folder / "data")
+    started = time.monotonic()
+    running[:] = [_start(env, folder, f"worker{n}") for n in range(len(running))]
+    for worker in running:
+        worker.wait_for(lambda s: bool(s.get("recovered")), timeout=3600, what="tables recovered")
+    seconds = time.monotonic() - started
+    return {
+        "recovery_s": round(seconds, 1),
+        "store_disk_mb_after_stop": round(disk / 2**20, 1),
+        "places_before": places,
+        "places_after": sum(w.status(timeout=10)["places"] for w in running),
+        "rss_recovered_mb": [round(_rss(w.pid) / 2**20, 1) for w in running],
+    }
 
 
 def _naive_state_loop(bootstrap: str, topic: str, sink: str, count: int, secret: bytes, folder: Path, at: datetime) -> dict[str, Any]:
@@ -538,6 +577,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--fractions", default="0.25,0.5,1.0", help="comma-separated fractions of the sustained rate ('' = none)")
     run.add_argument("--seconds", type=float, default=20.0, help="length of each latency phase")
     run.add_argument("--seed", type=int, default=7)
+    run.add_argument("--store", default="memory://", help="table store of the workers: memory:// or rocksdb://")
+    run.add_argument("--restart", action="store_true", help="then restart the workers and time table recovery")
     naive = sub.add_parser("naive", help="one-message-at-a-time baseline")
     naive.add_argument("--records", type=int, default=3000)
     args = parser.parse_args(argv)
@@ -549,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.mode == "run":
             result = measure_workers(bootstrap, workers=args.workers, people=args.people, partitions=args.partitions,
                                      fractions=_fractions(args.fractions), latency_seconds=args.seconds, seed=args.seed,
-                                     kafka_version=version)
+                                     kafka_version=version, store=args.store, restart=args.restart)
         else:
             result = measure_naive(bootstrap, records=args.records, kafka_version=version)
     print(json.dumps(result))

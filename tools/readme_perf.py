@@ -178,6 +178,40 @@ def _memory(results: dict[str, Any]) -> list[str]:
     return rows
 
 
+GOAL_PERSON_BYTES = {"memory://": 2048, "rocksdb://": 1024}
+
+
+def _state(results: dict[str, Any]) -> list[str]:
+    rows = ["One worker drained of a simulated district on each table store (every person event joined), then "
+            "stopped and started again on the same data directory: RSS growth per tracked person against the goal "
+            f"(≤ {GOAL_PERSON_BYTES['memory://']:,} bytes on the memory store, ≤ {GOAL_PERSON_BYTES['rocksdb://']:,} "
+            "with RocksDB), the store's disk, and the time until the restarted worker has its tables recovered.",
+            "",
+            "| store | tracked people | joined all / accounting | RSS idle → loaded (MB) | bytes per person (goal) | "
+            "store disk (MB) | recovery (s) | RSS after recovery (MB) | command |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for name in ("state_100k", "state_1m"):
+        if not _runs(results, name):
+            rows.append(f"| | not measured in this run | | | | | | | `python -m tools.bench --only {name}` |")
+    for run in _runs(results, "state_100k") + _runs(results, "state_1m"):
+        r = _ok(run)
+        if not r:
+            rows.append(f"| | {_failed(run)} | | | | | | | {_cmd(run)} |")
+            continue
+        store = r.get("store", "memory://")
+        per = r.get("rss_growth_per_person_bytes")
+        goal = GOAL_PERSON_BYTES.get(store)
+        met = "n/a" if per is None or goal is None else ("met" if per <= goal else "**not met**")
+        restart = r.get("restart") or {}
+        idle = " + ".join(_n(v) for v in r.get("rss_idle_mb", []))
+        loaded = " + ".join(_n(v) for v in r.get("rss_loaded_mb", []))
+        rows.append(f"| {store} | {_n(r.get('tracked_people'))} | {_yes(r.get('joined_all'))} / "
+                    f"{_yes(r.get('accounting_holds'))} | {idle} → {loaded} | {_n(per)} (≤ {_n(goal)}: {met}) | "
+                    f"{_n(r.get('store_disk_mb'), 1)} | {_n(restart.get('recovery_s'), 1)} | "
+                    f"{' + '.join(_n(v) for v in restart.get('rss_recovered_mb', [])) or 'n/a'} | {_cmd(run)} |")
+    return rows
+
+
 def _sweep(results: dict[str, Any]) -> list[str]:
     rows = ["| places held | regions swept | sweep (s) | rows found | people found | command |", "|---|---|---|---|---|---|"]
     runs = _runs(results, "sweep")
@@ -241,6 +275,10 @@ def render(results: dict[str, Any]) -> str:
         "### Memory",
         "",
         *_memory(results),
+        "",
+        "### State per tracked person",
+        "",
+        *_state(results),
         "",
         "### Retroactive sweep against places held",
         "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 import shapely
 
 from geo.errors import GeoValueError
-from geo.sweep import SWEEP_COLUMNS, PlaceStore, sweep
+from geo.sweep import KEY_DTYPE, SWEEP_COLUMNS, PlaceStore, keys_of, pack_keys, sweep
 from tests.geo.conftest import T0, T0_S, region
 
 SQUARE = shapely.box(0, 0, 2, 2)
@@ -96,13 +97,25 @@ def test_evict_drops_old_places_and_keeps_the_rest() -> None:
     assert store.evict(older_than=10_000) == 7 and len(store) == 0 and store.chunks() == []
 
 
-def test_keys_are_interned_once() -> None:
-    store = PlaceStore()
-    idx = store.intern(["a", "b", "a"])
-    assert idx.tolist() == [0, 1, 0]
-    store.add(["b", "c"], [0, 0], [0, 0], 1, 2)
-    assert store.key_count == 3
-    assert store.keys_for([2, 0]).tolist() == ["c", "a"]
+def test_hmac_keys_are_held_as_32_raw_bytes_and_come_back_as_given() -> None:
+    hmac_keys = [hashlib.sha256(name.encode()).hexdigest() for name in ("a", "b", "c")]
+    rows = pack_keys([hmac_keys[0], "short", hmac_keys[1]])
+    assert rows.dtype == KEY_DTYPE and rows["packed"].tolist() == [True, False, True]
+    assert bytes(rows["raw"][0]) == bytes.fromhex(hmac_keys[0])
+    assert keys_of(rows).tolist() == [hmac_keys[0], "short", hmac_keys[1]]
+    store = PlaceStore(chunk_size=2)
+    store.add(hmac_keys, [0, 0, 0], [0, 0, 0], 1, 2)
+    store.add("short", 0, 0, 1, 2)
+    assert store.keys_for(np.concatenate([c[0] for c in store.chunks()])).tolist() == [*hmac_keys, "short"]
+    assert store.nbytes == 4 * 65
+
+
+def test_the_newest_chunk_grows_instead_of_reserving_a_full_one() -> None:
+    store = PlaceStore(chunk_size=1 << 20)
+    store.add("k", 0, 0, 1, 2)
+    assert store.nbytes < 1 << 20
+    store.add(["k"] * 10_000, np.zeros(10_000), np.zeros(10_000), 1, 2)
+    assert len(store) == 10_001 and len(store.chunks()) == 1
 
 
 def test_empty_sweep_has_the_columns() -> None:
@@ -117,9 +130,11 @@ def test_empty_sweep_has_the_columns() -> None:
         (lambda s: s.add("a", np.nan, 0, 0, 0), "NaN"),
         (lambda s: s.add("a", 0, 0, 10, 5), "t_to 5 is before t_from 10"),
         (lambda s: s.add("", 0, 0, 0, 0), "person key is ''"),
-        (lambda s: s.add_indexed([7], 0, 0, 0, 0), "key index 7"),
+        (lambda s: s.add("x" * 33, 0, 0, 0, 0), "neither a lowercase 64-hex HMAC nor at most 32"),
+        (lambda s: s.add("A" * 64, 0, 0, 0, 0), "neither a lowercase 64-hex HMAC"),
+        (lambda s: s.add_packed([7], 0, 0, 0, 0), "key rows have dtype int64"),
         (lambda s: s.evict("yesterday"), "older_than is 'yesterday'"),
-        (lambda s: s.keys_for([3]), "key index 3"),
+        (lambda s: s.keys_for([3]), "key rows have dtype"),
     ],
 )
 def test_bad_store_arguments(call, message: str) -> None:

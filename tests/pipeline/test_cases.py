@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import orjson
 import pytest
 
 from pipeline.cases import (
     CLEARED_BY_RULES,
     apply_case_event,
     case_for_message,
+    case_from_bytes,
+    case_to_bytes,
     escalate,
     open_case,
     overdue,
@@ -138,3 +141,19 @@ def test_case_for_message_opens_updates_or_ignores_a_clear():
     opened = case_for_message(None, _message(), "翠苑街道")
     assert opened is not None and opened.status == "open"
     assert case_for_message(opened, clear, None).status == "closed"
+
+
+def test_case_records_round_trip_compact_and_old_json_records_still_decode():
+    message = _message()
+    case = open_case(message, "street-1")
+    raw = case_to_bytes(case, message)
+    assert case_from_bytes(raw) == (case, message.model_dump(mode="json"))
+    legacy = orjson.dumps({"case": case.model_dump(mode="json"), "message": message.model_dump(mode="json")})
+    assert case_from_bytes(legacy) == (case, message.model_dump(mode="json"))
+    assert len(raw) < 0.7 * len(legacy)
+
+
+@pytest.mark.parametrize("raw", [b"", b"{", b"\x93\x02\x90\x90", b"x\x9c garbage"])
+def test_bad_case_records_raise_case_error(raw):
+    with pytest.raises(CaseError):
+        case_from_bytes(raw)

@@ -6,6 +6,7 @@ import itertools
 import math
 from datetime import datetime, timedelta, timezone
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -119,7 +120,7 @@ def test_bytes_round_trip_and_compactness():
     assert len(raw) < 1500
 
 
-@pytest.mark.parametrize("raw", [b"not json", b"[9]", b"{}", b"[1, 2]"])
+@pytest.mark.parametrize("raw", [b"not json", b"[9]", b"{}", b"[1, 2]", b"\x92\x02\x01", b"\xc1", b""])
 def test_bad_bytes_raise_state_error(raw):
     with pytest.raises(StateError):
         state_from_bytes(raw)
@@ -184,3 +185,17 @@ def test_epoch_seconds_shortcut_equals_the_timestamp(moment, zone, whole):
 def test_coordinate_shortcut_equals_rounding_to_six_decimals(value):
     got, expected = _coordinate(value), round(value, 6)
     assert got == expected and math.copysign(1, got) == math.copysign(1, expected)
+
+
+def test_states_written_as_json_arrays_still_decode():
+    state = remember(_fold(_mixed_events()), LastVerdict("transfer", 60, "v1", "case-1", "msg-1", 1))
+    d, last = state.declaration, state.last
+    legacy = orjson.dumps([
+        1, state.person_key, state.masked_id, state.name, state.phone, state.birth, state.newest, state.newest_id,
+        [d.event_id, d.submitted, d.arrival, d.lon, d.lat, d.address],
+        [[n.event_id, n.sampled, n.reported, n.result, n.lab] for n in state.nats],
+        [[p.event_id, p.seq, p.kind, p.t_from, p.t_to, p.lon, p.lat, p.label, p.role] for p in state.places],
+        [last.action, last.severity, last.rules_version, last.case_id, last.message_id, last.at, last.community],
+    ])
+    assert state_from_bytes(legacy) == state
+    assert len(state_to_bytes(state)) < len(legacy)

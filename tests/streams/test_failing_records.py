@@ -1,8 +1,8 @@
 """A join or cases record whose processing keeps raising: its batch is tried again, then its records one
 by one, so the good ones still land; the bad one is dead-lettered as `internal_error` with its topic,
 partition, offset and the exception's type; and no record of the batch is acknowledged before that dead
-letter reached the broker. On memory://, on both table stores; the failure is injected into the domain
-call the agent makes."""
+letter reached the broker. A batch the worker stops in the middle of is not acknowledged either. On
+memory://, on both table stores; the failure is injected into the domain call the agent makes."""
 
 from __future__ import annotations
 
@@ -165,3 +165,48 @@ def test_a_triage_message_that_keeps_failing_in_the_cases_agent_is_retried_then_
         ("internal_error", topic, poisoned[0].partition, poisoned[0].offset, "RuntimeError")]
     counts = result["counts"]
     assert (counts["case_dead_lettered"], counts["join_dead_lettered"], counts["dead_lettered"]) == (1, 0, 0)
+
+
+def test_a_batch_the_worker_stops_in_the_middle_of_is_read_again_after_the_restart(
+    deployment: Settings, run_async: Any
+) -> None:
+    """A worker stopped while a join batch waits for its triage deliveries: the batch is not acknowledged
+    (Faust would acknowledge it as the batch's generator closes), so the next worker joins it."""
+    _push_declarations(deployment, [90, 91, 92], nat="positive")
+    topic = deployment.topic("person-events")
+    group = f"{deployment.topic_prefix}-worker"
+
+    async def stopped_mid_batch() -> int:
+        async with running_worker(deployment) as worker:
+            real_send = worker.app.producer.send
+            stuck = asyncio.get_running_loop().create_future()
+
+            async def send(topic_name: str, key: Any, value: Any, *args: Any) -> Any:
+                delivery = await real_send(topic_name, key, value, *args)
+                if ".triage." not in topic_name:
+                    return delivery
+
+                async def never() -> Any:
+                    await stuck
+                    return await delivery
+
+                return asyncio.ensure_future(never())
+
+            worker.app.producer.send = send
+            assert await wait_until(lambda: worker.agents.counts["flagged"] == 3, 20), worker.agents.counts
+            await asyncio.sleep(1.5)  # past a commit interval
+            return worker.agents.counts["joined"]
+
+    async def restarted() -> dict[str, int]:
+        async with running_worker(deployment) as worker:
+            assert await wait_until(lambda: worker.agents.counts["joined"] == 3, 20), worker.agents.counts
+            return dict(worker.agents.counts)
+
+    joined_before_stop = run_async(stopped_mid_batch())
+    broker = get_broker(deployment.broker)
+    records = broker.all_records(topic)
+    committed = {r.partition: broker.committed(group, TP(topic, r.partition)) or 0 for r in records}
+    assert joined_before_stop == 0
+    assert all(committed[r.partition] <= r.offset for r in records), f"committed {committed} past a batch never handled"
+    counts = run_async(restarted())
+    assert counts["joined"] == 3 and counts["join_dead_lettered"] == 0
