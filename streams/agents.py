@@ -16,6 +16,7 @@ from typing import Any
 import faust
 import orjson
 
+from geo.sweep import PlaceStore
 from pipeline.cases import (
     Case,
     apply_case_event,
@@ -439,7 +440,9 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
 
     @persons.on_recover
     async def rebuild_places() -> None:
+        # every recovery (each rebalance) rebuilds the store from the table: appending to the old one held each place twice
         states = [state_from_bytes(raw) for raw in list(persons.values()) if raw]
+        runtime.places = PlaceStore()
         _remember_places(runtime, [(new_state(s.person_key), s) for s in states])
 
     return agents
