@@ -127,15 +127,15 @@ def test_a_triage_message_that_keeps_failing_in_the_cases_agent_is_retried_then_
 ) -> None:
     serials = [50, POISON, 51]
     tried: list[str] = []
-    real = agents_module.open_case
+    real = agents_module.case_for_message
 
-    def open_case(message: Any, street: Any) -> Any:
+    def case_for_message(case: Any, message: Any, street: Any) -> Any:
         tried.append(message.masked_id)
         if message.masked_id.endswith(_id(POISON)[-4:]):
             raise RuntimeError("injected failure")
-        return real(message, street)
+        return real(case, message, street)
 
-    monkeypatch.setattr(agents_module, "open_case", open_case)
+    monkeypatch.setattr(agents_module, "case_for_message", case_for_message)
     _push_declarations(deployment, serials, nat="positive")
     topic = deployment.topic("cases")
 
