@@ -8,7 +8,7 @@ All times inside the state are integer epoch seconds (UTC).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta, timezone
 from operator import attrgetter
 from typing import TYPE_CHECKING, Literal
@@ -410,33 +410,24 @@ def state_from_bytes(raw: bytes) -> PersonState:
     raises `StateError` on anything else."""
     try:
         if raw[:1] == b"[":
-            return _state_of_json(orjson.loads(raw))
-        v = _DECODE(raw)
-        if not isinstance(v, list) or not v or v[0] != _FORMAT:
-            raise StateError(f"person state has an unknown format marker {v[0] if isinstance(v, list) and v else v!r:.40}")
-        (_, key, masked, name, phone, birth, newest, newest_id, d, nats, places, last) = v
-        return PersonState(
-            key, masked, name, phone, birth, newest, newest_id,
-            None if d is None else DeclarationInfo(*d),
-            tuple([Nat(*n) for n in nats]),
-            tuple([Place(e, seq, _KINDS[k], *rest) for e, seq, k, *rest in places]),
-            None if last is None else LastVerdict(*last),
-        )
+            return _decoded_state(orjson.loads(raw), _FORMAT_JSON, lambda p: Place(*p))
+        return _decoded_state(_DECODE(raw), _FORMAT, lambda p: Place(p[0], p[1], _KINDS[p[2]], *p[3:]))
     except StateError:
         raise
     except (msgspec.DecodeError, orjson.JSONDecodeError, TypeError, ValueError, IndexError) as exc:
         raise StateError(f"person state bytes do not decode: {exc}") from None
 
 
-def _state_of_json(v: object) -> PersonState:
-    """A state in the JSON array form of format 1 (place kinds as strings)."""
-    if not isinstance(v, list) or not v or v[0] != _FORMAT_JSON:
+def _decoded_state(v: object, marker: int, place: Callable[[list], Place]) -> PersonState:
+    """A state from its decoded array: `marker` is the format expected, `place` builds a place from its row
+    (format 1 keeps place kinds as strings, the msgpack format as small ints)."""
+    if not isinstance(v, list) or not v or v[0] != marker:
         raise StateError(f"person state has an unknown format marker {v[0] if isinstance(v, list) and v else v!r:.40}")
     (_, key, masked, name, phone, birth, newest, newest_id, d, nats, places, last) = v
     return PersonState(
         key, masked, name, phone, birth, newest, newest_id,
         None if d is None else DeclarationInfo(*d),
         tuple([Nat(*n) for n in nats]),
-        tuple([Place(*p) for p in places]),
+        tuple([place(p) for p in places]),
         None if last is None else LastVerdict(*last),
     )
