@@ -5,13 +5,7 @@
   var COLOUR = ["green", "blue", "yellow", "orange", "red"];
   var lang = document.body.getAttribute("data-lang") || "zh";
   var zone = document.body.getAttribute("data-zone") || undefined;
-  var parts = new Intl.DateTimeFormat("en-GB", {timeZone: zone, month: "2-digit", day: "2-digit", hour: "2-digit",
-    minute: "2-digit", hourCycle: "h23"});
-  var when = {format: function (d) {  // 06-20 10:30 in the display zone, as the server renders it
-    var p = {};
-    parts.formatToParts(d).forEach(function (x) { p[x.type] = x.value; });
-    return p.month + "-" + p.day + " " + p.hour + ":" + p.minute;
-  }};
+  var when = window.epiflowWhen(zone);
   var clock = new Intl.DateTimeFormat(lang === "zh" ? "zh-CN" : "en-GB", {timeZone: zone, hour: "2-digit",
     minute: "2-digit", hour12: false});
   var W = lang === "zh" ? {open: "未结", overdue: "超时"} : {open: "open", overdue: "overdue"};

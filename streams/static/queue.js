@@ -15,13 +15,7 @@
          reasons: "Reasons", notes: "notes", note: "note", ask: "Resolution note",
          recovering: "This worker is recovering its tables; the queue shows in a moment…"}
   }[lang];
-  var parts = new Intl.DateTimeFormat("en-GB", {timeZone: zone, month: "2-digit", day: "2-digit", hour: "2-digit",
-    minute: "2-digit", hourCycle: "h23"});
-  var when = {format: function (d) {  // 06-20 10:30 in the display zone, as the server renders it
-    var p = {};
-    parts.formatToParts(d).forEach(function (x) { p[x.type] = x.value; });
-    return p.month + "-" + p.day + " " + p.hour + ":" + p.minute;
-  }};
+  var when = window.epiflowWhen(zone);
   var clock = new Intl.DateTimeFormat(lang === "zh" ? "zh-CN" : "en-GB", {timeZone: zone, hour: "2-digit",
     minute: "2-digit", second: "2-digit", hour12: false});
 
