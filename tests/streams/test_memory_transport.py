@@ -345,6 +345,16 @@ def test_seek_redelivers_from_the_given_offset(broker_url: str, app_id: str, run
     assert [offset for _, offset, _, _ in small.seen] == [0, 1, 2, 3, 4, 5, 3, 4, 5]
 
 
+async def commit_through(app: faust.App, tp: TP, offset: int, timeout: float = 20.0) -> None:
+    """Commit until the broker holds ``offset`` for ``tp``: the agent sees a record before Faust acks it."""
+    deadline = time.monotonic() + timeout
+    while (await committed_offsets(app)).get(tp) != offset:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {tp} committed at {offset}")
+        await app.consumer.commit()
+        await asyncio.sleep(0.05)
+
+
 def test_seek_to_committed_returns_commits_and_moves_back(
     broker_url: str, app_id: str, run_async: Any
 ) -> None:
@@ -357,7 +367,7 @@ def test_seek_to_committed_returns_commits_and_moves_back(
         consumer = small.app.consumer
         await send_all(small, records)
         await wait_for(lambda: len(small.seen) == 4, what="4 records")
-        await consumer.commit()
+        await commit_through(small.app, tp, 4)
         consumer.pause_partitions([tp, never])
         await consumer.seek(tp, 1)
         moved = await consumer.position(tp)
