@@ -217,48 +217,12 @@ def district_summary(
     most open first), the overdue cases themselves (community, masked ID from `messages` by case id,
     action, due time in `zone`), and the map colours.
     """
+    from pipeline.tally import summary, tally_cases
+
     _check_aware(now)
-    names = {**UNASSIGNED, **(names or {})}
-    streets = streets or {}
-    texts = action_texts or {}
     messages = messages or {}
-    open_cases = [c for c in cases if is_open(c)]
-    overdue = [c for c in open_cases if is_overdue(c, now)]
-    late = Counter(c.community for c in overdue)
-    by_community = Counter(c.community for c in open_cases)
-
-    def street_of(code: str) -> str:
-        return streets.get(code) or UNASSIGNED_STREET
-
-    communities = [
-        {"code": code, "name": names.get(code, code), "street": street_of(code), "open": n, "overdue": late.get(code, 0)}
-        for code, n in sorted(by_community.items(), key=lambda kv: (-kv[1], kv[0]))
-    ]
-    by_street: dict[str, dict[str, Any]] = {}
-    for row in communities:
-        entry = by_street.setdefault(row["street"], {"street": row["street"], "open": 0, "overdue": 0, "communities": []})
-        entry["open"] += row["open"]
-        entry["overdue"] += row["overdue"]
-        entry["communities"].append(row)
-    return {
-        "cases_total": len(cases),
-        "cases_open": len(open_cases),
-        "cases_resolved": sum(1 for c in cases if _status(c) == "resolved"),
-        "cases_closed": sum(1 for c in cases if _status(c) == "closed"),
-        "cases_overdue": len(overdue),
-        "open_by_action": dict(sorted(Counter(c.action for c in open_cases).items())),
-        "open_by_community": dict(sorted(by_community.items())),
-        "top_communities": communities[:top],
-        "streets": sorted(by_street.values(), key=lambda s: (-s["open"], s["street"])),
-        "overdue": [
-            {"case_id": c.case_id, "community": c.community, "community_name": names.get(c.community, c.community),
-             "street": c.street, "masked_id": str(messages.get(c.case_id, {}).get("masked_id", "")),
-             "action": c.action, "action_text": texts.get(c.action, c.action), "due_at": _in(zone, c.due_at),
-             "minutes_late": None if c.due_at is None else round((now - c.due_at).total_seconds() / 60, 1)}
-            for c in sorted(overdue, key=lambda c: (c.due_at or now, c.case_id))
-        ],
-        "colours": community_colours(cases, max_severity),
-    }
+    tally = tally_cases(((c, messages.get(c.case_id, {})) for c in cases), now)
+    return summary(tally, now, max_severity, zone=zone, names=names, streets=streets, action_texts=action_texts, top=top)
 
 
 @dataclass(frozen=True)

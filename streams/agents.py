@@ -33,6 +33,7 @@ from pipeline.join import step_many
 from pipeline.state import PersonState, new_state, state_from_bytes, state_to_bytes
 from pipeline.wire import decode_person_event
 from streams.control import control_log_for
+from streams.queries import CaseIndex
 from streams.runtime import RegionChange, Runtime, utc_now
 from streams.tables import raw_table
 from streams.topics import Topics
@@ -77,6 +78,7 @@ class Agents:
     regions_loaded: bool = False
     queues_declared: bool = False
     awaiting: dict[bytes, float] = field(default_factory=dict)
+    index: CaseIndex = field(default_factory=CaseIndex)
     _escalating: set[bytes] = field(default_factory=set)
 
     async def send(self, topic: Any, key: bytes | None, value: bytes) -> Awaitable[Any]:
@@ -296,6 +298,7 @@ class Agents:
         key = case.case_id.encode()
         delivery = await self.cases.put(key, case_record(case, message), partition)
         self._track(case, key)
+        self.index.put(key, case.community, partition)
         return delivery
 
     def _track(self, case: Case, key: bytes) -> None:
@@ -434,9 +437,13 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
 
     @cases.on_recover
     async def rebuild_awaiting() -> None:
+        rows = []
         for key, raw in list(cases.items()):
             if raw:
-                agents._track(read_case(raw)[0], key)
+                case = read_case(raw)[0]
+                agents._track(case, key)
+                rows.append((key, case.community, cases.partition_for_key(key)))
+        agents.index.rebuild(rows)
 
     @persons.on_recover
     async def rebuild_places() -> None:

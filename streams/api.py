@@ -13,6 +13,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
+import aiohttp
 import faust
 import orjson
 from aiohttp import web as aioweb
@@ -23,22 +24,35 @@ from pipeline.errors import PipelineError, RejectedEvent
 from pipeline.events import INPUT_ADAPTER, CaseEvent, CheckpointScan, Declaration, NatResult, PersonEvent
 from pipeline.ingest import ingest
 from pipeline.map_levels import (
+    AreaFacts,
     MapLevels,
-    area_facts,
     levels_by_area,
     load_map_levels,
     region_levels,
     street_facts,
 )
 from pipeline.policy import policy_for
-from pipeline.reports import UNASSIGNED, district_summary, queue_rows
+from pipeline.reports import UNASSIGNED, queue_rows
 from pipeline.state import PersonState, state_from_bytes
+from pipeline.tally import Tally, merge, summary, tally_cases
 from pipeline.triage import Verdict, checkpoint_decision, evaluate
 from streams.access import AccessGate, Denied
 from streams.agents import Agents, read_case
+from streams.queries import (
+    FORWARDED_HEADER,
+    Incomplete,
+    Share,
+    encode_share,
+    forwarded_headers,
+    gather_shares,
+    held_partitions,
+    owner_url,
+)
 from streams.runtime import utc_now
 
-__all__ = ["BODY_LIMIT", "DECISION_TIMEOUT", "RETRY_AFTER_S", "ApiProblem", "gate_of", "problem", "register_api", "require_ready"]
+__all__ = ["BODY_LIMIT", "CASE_STEPS", "DECISION_TIMEOUT", "RETRY_AFTER_S", "ApiProblem", "community_cases", "dashboard_data",
+           "dashboard_figures",
+           "gate_of", "problem", "register_api", "require_ready"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +63,8 @@ DECISION_TIMEOUT = 5.0
 #: Seconds a client is told to wait (`Retry-After`) while the worker is still starting.
 RETRY_AFTER_S = 2
 _BAD_JSON = ("invalid_json", "not_an_object")
+#: Case steps a community posts, and the case event kind each records.
+CASE_STEPS = {"accept": "accepted", "resolve": "resolved", "note": "note"}
 
 
 class ApiProblem(Exception):
@@ -238,6 +254,19 @@ def register_api(app: faust.App, agents: Agents) -> None:
                 return problem(exc.status, exc.problem)
             except ApiProblem as exc:
                 return problem(exc.status, exc.problem, exc.fields, exc.headers)
+            except Incomplete as exc:
+                return incomplete_problem(exc)
+        run.__name__ = handler.__name__
+        return run
+
+    def on_case_owner(handler: Any) -> Any:
+        """Serve a request about one case on the worker that holds it: forwarded there, whatever the step."""
+        async def run(view: View, request: Request, case_id: str, **kwargs: Any) -> Response:
+            if FORWARDED_HEADER not in request.headers:
+                owner = owner_url(app, agents.cases, case_id.encode())
+                if owner is not None:
+                    return await _forwarded(app, owner, request)
+            return await handler(view, request, case_id=case_id, **kwargs)
         run.__name__ = handler.__name__
         return run
 
@@ -355,28 +384,52 @@ def register_api(app: faust.App, agents: Agents) -> None:
             grant = gate.require(request, "community", code)
             if code not in rt.communities and code != "unassigned":
                 raise ApiProblem(404, f"no community with code {code!r}")
-            if recovering(agents):
-                return recovering_problem()
-            return ok(community_cases(agents, code, full_phone=grant.role == "community"))
+            return ok(await community_cases(agents, request, code, full_phone=grant.role == "community"))
+
+    @app.page("/api/shares/communities/{code}/cases")
+    class CommunityShareView(View):
+        @guarded
+        async def get(self, request: Request, code: str) -> Response:
+            gate.require(request, "community", code)
+            share = community_share(agents, code)
+            return aioweb.Response(body=encode_share(share.partitions, share.payload), content_type="application/msgpack")
+
+    @app.page("/api/shares/dashboard")
+    class DashboardShareView(View):
+        @guarded
+        async def get(self, request: Request) -> Response:
+            gate.require(request, "admin")
+            share = dashboard_share(agents)
+            return aioweb.Response(body=encode_share(share.partitions, share.payload), content_type="application/msgpack")
+
+    @app.page("/api/cases/{case_id}")
+    class CaseView(View):
+        @guarded
+        @on_case_owner
+        async def get(self, request: Request, case_id: str) -> Response:
+            case, message = _held_case(agents, gate, request, case_id)
+            grant = gate.require(request, "community", case.community)
+            row = _rows(agents, [(case, message)], full_phone=grant.role == "community")[0]
+            return ok(row)
 
     @app.page("/api/cases/{case_id}/{step}")
     class CaseStepView(View):
         @guarded
+        @on_case_owner
         async def post(self, request: Request, case_id: str, step: str) -> Response:
-            if step not in ("accept", "resolve"):
-                raise ApiProblem(404, f"unknown case step {step!r}; use accept or resolve")
+            if step not in CASE_STEPS:
+                raise ApiProblem(404, f"unknown case step {step!r}; use one of {', '.join(CASE_STEPS)}")
             require_ready(agents)
-            raw = agents.cases.get(case_id.encode())
-            if raw is None:
-                gate.require(request, "admin")
-                raise ApiProblem(404, f"no case {case_id!r} on this worker")
-            case, _ = read_case(raw)
+            case, _ = _held_case(agents, gate, request, case_id)
             grant = gate.require(request, "community", case.community)
             note = await _note(request)
-            kind = "accepted" if step == "accept" else "resolved"
+            if step == "note" and not note:
+                raise ApiProblem(422, "a note step needs a note: send {\"note\": \"...\"}",
+                                 [{"field": "note", "problem": "missing or empty"}])
+            kind = CASE_STEPS[step]
             now = utc_now()
             events = [CaseEvent(case_id=case_id, kind=kind, by=grant.who, at=now, note=note)]
-            if note:
+            if note and kind != "note":
                 events.append(CaseEvent(case_id=case_id, kind="note", by=grant.who, at=now, note=note))
             for event in events:
                 await topics.case_events.send(key=case_id.encode(), value=event.model_dump_json().encode())
@@ -388,9 +441,7 @@ def register_api(app: faust.App, agents: Agents) -> None:
         @guarded
         async def get(self, request: Request) -> Response:
             gate.require(request, "admin")
-            if recovering(agents):
-                return recovering_problem()
-            return ok(dashboard_data(agents))
+            return ok(await dashboard_data(agents, request))
 
 
 def _mixed_decision(done: list[Any], rules: Any) -> dict[str, Any]:
@@ -476,16 +527,6 @@ def recovering(agents: Agents) -> bool:
     return not recovery.completed.is_set() or bool(getattr(app, "in_recovery", False))
 
 
-def recovering_problem() -> aioweb.Response:
-    """503 with Retry-After: the queue is not empty, it is being read back."""
-    response = aioweb.Response(
-        body=orjson.dumps({"status": 503, "recovering": True, "fields": [],
-                           "problem": "this worker is recovering its tables after a start; retry in a moment"}),
-        status=503, content_type="application/json")
-    response.headers["Retry-After"] = str(RECOVERY_RETRY_AFTER)
-    return response
-
-
 def map_levels_of(agents: Agents) -> MapLevels:
     """The map level document of this worker (read once from settings' `map_levels` file)."""
     levels = getattr(agents, "_map_levels", None)
@@ -496,22 +537,87 @@ def map_levels_of(agents: Agents) -> MapLevels:
     return levels
 
 
-def community_cases(agents: Agents, code: str, *, full_phone: bool) -> dict[str, Any]:
-    """The community's queue as JSON: its cases on this worker, open first by due time, times in the display zone."""
+def incomplete_problem(exc: Incomplete) -> aioweb.Response:
+    """503 with Retry-After: some partition of the cases table is answered by no worker right now."""
+    response = aioweb.Response(
+        body=orjson.dumps({"status": 503, "recovering": True, "fields": [], "missing_partitions": exc.missing,
+                           "problem": "not every worker has answered (one is starting, recovering or leaving, and its "
+                                      "cases are being handed over); retry in a moment"}),
+        status=503, content_type="application/json")
+    response.headers["Retry-After"] = str(RECOVERY_RETRY_AFTER)
+    return response
+
+
+def _held(agents: Agents) -> frozenset[int]:
+    return held_partitions(agents.app, agents.cases, recovering(agents))
+
+
+def community_share(agents: Agents, code: str) -> Share:
+    """This worker's part of a community's queue: the raw case records of its partitions, via the index."""
+    held = _held(agents)
+    records = [raw for raw in (agents.cases.get_in(k, p) for k, p in agents.index.keys_of(code, held)) if raw]
+    return Share(held, records)
+
+
+def _rows(agents: Agents, cases: list[tuple[Any, dict[str, Any]]], *, full_phone: bool) -> list[dict[str, Any]]:
+    """Queue rows as JSON, open first by due time, times in the display zone."""
+    zone = agents.runtime.settings.zone
+    rows = queue_rows(cases, utc_now(), full_phone=full_phone, action_texts=_action_texts(agents, "zh"),
+                      action_texts_en=_action_texts(agents, "en"), zone=zone)
+    closed_reasons = {c.case_id: c.closed_reason for c, _ in cases}
+    return [{**r.to_json(), "closed_reason": closed_reasons[r.case_id]} for r in rows]
+
+
+async def community_cases(agents: Agents, request: Any, code: str, *, full_phone: bool) -> dict[str, Any]:
+    """The community's complete queue as JSON, gathered from every worker; `Incomplete` while some
+    partition of the cases table has no worker answering for it."""
     rt = agents.runtime
+    shares = await gather_shares(agents.app, agents.cases, f"/api/shares/communities/{code}/cases", request,
+                                 lambda: community_share(agents, code))
+    cases: dict[str, tuple[Any, dict[str, Any]]] = {}
+    for share in shares:
+        for raw in share.payload:
+            case, message = read_case(raw)
+            if case.community == code:
+                cases[case.case_id] = (case, message)
     now = utc_now()
     zone = rt.settings.zone
-    mine = [(c, m) for c, m in agents.local_cases() if c.community == code]
-    rows = queue_rows(mine, now, full_phone=full_phone, action_texts=_action_texts(agents, "zh"),
-                      action_texts_en=_action_texts(agents, "en"), zone=zone)
-    closed_reasons = {c.case_id: c.closed_reason for c, _ in mine}
     community = rt.communities.get(code)
     return {
         "community": code, "name": community.name if community else UNASSIGNED.get(code, code),
         "street": community.street if community else None, "now": now.astimezone(zone).isoformat(),
-        "zone": zone.key, "recovering": recovering(agents),
-        "cases": [{**r.to_json(), "closed_reason": closed_reasons[r.case_id]} for r in rows],
+        "zone": zone.key, "recovering": False,
+        "cases": _rows(agents, list(cases.values()), full_phone=full_phone),
     }
+
+
+def _held_case(agents: Agents, gate: AccessGate, request: Any, case_id: str) -> tuple[Any, dict[str, Any]]:
+    """The case `case_id` on this worker (its owner); 404 for an admin, 403 for anyone else, when there is none."""
+    key = case_id.encode()
+    raw = agents.cases.get_in(key, agents.cases.partition_for_key(key))
+    if raw is None:
+        gate.require(request, "admin")
+        raise ApiProblem(404, f"no case {case_id!r} on any worker")
+    return read_case(raw)
+
+
+async def _forwarded(app: faust.App, owner: Any, request: Any) -> aioweb.Response:
+    """Pass a request about a case to the worker holding it and answer with that worker's reply."""
+    headers = forwarded_headers(request)
+    if request.content_type:
+        headers["Content-Type"] = request.headers.get("Content-Type", request.content_type)
+    body = await read_body(request) if request.can_read_body else None
+    target = owner.with_path(request.path).with_query(request.query)
+    try:
+        async with app.http_client.request(request.method, target, headers=headers, data=body,
+                                           timeout=aiohttp.ClientTimeout(total=DECISION_TIMEOUT)) as reply:
+            passed = {k: v for k, v in reply.headers.items() if k == "Retry-After"}
+            return aioweb.Response(body=await reply.read(), status=reply.status, headers=passed,
+                                   content_type=reply.content_type)
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        log.info("case request not forwarded owner=%s error=%s", owner, type(exc).__name__)
+        raise ApiProblem(503, "the worker holding this case does not answer (it may be leaving the cluster); "
+                              "retry in a moment", headers={"Retry-After": str(RETRY_AFTER_S)}) from None
 
 
 def max_severity(agents: Agents) -> int:
@@ -519,56 +625,78 @@ def max_severity(agents: Agents) -> int:
     return max((a.severity for a in rules.actions.values()), default=0) if rules is not None else 0
 
 
-def area_levels(agents: Agents, cases: list[Any], now: datetime) -> tuple[dict[str, int], dict[str, int]]:
-    """Map level per community and per street (config/map_levels.yaml)."""
+def area_levels(agents: Agents, tally: Tally, now: datetime) -> tuple[dict[str, int], dict[str, int]]:
+    """Map level per community and per street (config/map_levels.yaml), from the district's open cases."""
     rt = agents.runtime
     levels = map_levels_of(agents)
     communities = list(rt.communities)
-    facts = area_facts(communities, cases, region_levels(communities, rt.regions, now))
+    regions = region_levels(communities, rt.regions, now)
+    facts = [AreaFacts(c.code, c.population, regions.get(c.code, 0), dict(tally.open_by_severity.get(c.code, {})))
+             for c in communities]
     return levels_by_area(facts, levels), levels_by_area(street_facts(communities, facts), levels)
 
 
-def dashboard_data(agents: Agents) -> dict[str, Any]:
-    """The command centre's figures: durable totals from the cases table, streets, overdue cases, map levels;
-    plus this worker's counters since it started (events in, dead letters, latency)."""
-    rt = agents.runtime
-    now = utc_now()
-    zone = rt.settings.zone
-    local = agents.local_cases()
-    cases = [c for c, _ in local]
-    communities = list(rt.communities)
-    summary = district_summary(
-        cases, now, max_severity(agents), zone=zone, messages={c.case_id: m for c, m in local},
-        names={c.code: c.name for c in communities}, streets={c.code: c.street for c in communities},
-        action_texts=_action_texts(agents, "zh"))
-    by_community, by_street = area_levels(agents, cases, now)
-    colours = map_levels_of(agents)
-    metrics = rt.metrics
+def _counters(agents: Agents) -> dict[str, dict[str, float]]:
+    """This worker's figures since it started: counts, dead letters by reason, latency sums, messages by action."""
+    metrics = agents.runtime.metrics
     dead: dict[str, float] = {}
     for metric in metrics.dead_letters.collect():
         for sample in metric.samples:
             if sample.name.endswith("_total"):
                 reason = sample.labels.get("reason", "")
                 dead[reason] = dead.get(reason, 0) + sample.value
-    latency = {"count": 0, "sum": 0.0}
+    latency = {"count": 0.0, "sum": 0.0}
     for metric in metrics.latency.collect():
         for sample in metric.samples:
             if sample.name.endswith("_count"):
-                latency["count"] = int(sample.value)
+                latency["count"] = sample.value
             elif sample.name.endswith("_sum"):
                 latency["sum"] = sample.value
-    flagged: dict[str, int] = {}
+    flagged: dict[str, float] = {}
     for metric in metrics.verdicts.collect():
         for sample in metric.samples:
             if sample.name.endswith("_total"):
-                flagged[sample.labels["action"]] = int(sample.value)
+                flagged[sample.labels["action"]] = sample.value
+    counts = {k: float(v) for k, v in agents.counts.items()}
+    return {"counts": counts, "dead_letters": dead, "latency": latency, "messages_by_action": flagged}
+
+
+def dashboard_share(agents: Agents) -> Share:
+    """This worker's tally: the cases of its partitions (via the index) and its own counters."""
+    held = _held(agents)
+    raws = (agents.cases.get_in(k, p) for k, p in agents.index.all_keys(held))
+    tally = tally_cases((read_case(raw) for raw in raws if raw), utc_now(), _counters(agents))
+    return Share(held, tally.to_json())
+
+
+async def dashboard_data(agents: Agents, request: Any) -> dict[str, Any]:
+    """The command centre's figures for the district: every worker's tally merged (durable totals from the
+    cases table, streets, overdue cases, map levels, and the workers' counters since they started)."""
+    shares = await gather_shares(agents.app, agents.cases, "/api/shares/dashboard", request, lambda: dashboard_share(agents))
+    return dashboard_figures(agents, merge(Tally.from_json(s.payload) for s in shares), workers=len(shares))
+
+
+def dashboard_figures(agents: Agents, tally: Tally, *, workers: int, recovering: bool = False) -> dict[str, Any]:
+    """The dashboard's JSON from the district's tally (an empty one, `recovering`, while not every worker answers)."""
+    rt = agents.runtime
+    now = utc_now()
+    zone = rt.settings.zone
+    communities = list(rt.communities)
+    figures = summary(tally, now, max_severity(agents), zone=zone, names={c.code: c.name for c in communities},
+                      streets={c.code: c.street for c in communities}, action_texts=_action_texts(agents, "zh"))
+    by_community, by_street = area_levels(agents, tally, now)
+    colours = map_levels_of(agents)
+    counters = tally.counters
+    latency = counters.get("latency", {})
+    count = int(latency.get("count", 0))
     return {
-        **summary, "now": now.astimezone(zone).isoformat(), "zone": zone.key, "recovering": recovering(agents),
-        "counts": dict(agents.counts),
+        **figures, "now": now.astimezone(zone).isoformat(), "zone": zone.key, "recovering": recovering,
+        "workers": workers,
+        "counts": {k: int(v) for k, v in counters.get("counts", {}).items()},
         "levels": by_community, "street_levels": by_street, "action_texts": _action_texts(agents, "zh"),
         "colours": {code: colours.by_number(n).colour for code, n in by_community.items()},
-        "messages_by_action": dict(sorted(flagged.items())),
-        "dead_letters_by_reason": {k: int(v) for k, v in sorted(dead.items())},
-        "latency_mean_ms": round(1000 * latency["sum"] / latency["count"], 1) if latency["count"] else None,
-        "latency_count": latency["count"], "rules_version": rt.rules_version,
+        "messages_by_action": {k: int(v) for k, v in sorted(counters.get("messages_by_action", {}).items())},
+        "dead_letters_by_reason": {k: int(v) for k, v in sorted(counters.get("dead_letters", {}).items())},
+        "latency_mean_ms": round(1000 * latency.get("sum", 0.0) / count, 1) if count else None,
+        "latency_count": count, "rules_version": rt.rules_version,
     }

@@ -20,10 +20,12 @@ from faust.web import Request, Response, View
 
 from geo.communities import Community
 from geo.draw import community_map_svg
-from pipeline.reports import zone_label
+from pipeline.reports import UNASSIGNED, zone_label
+from pipeline.tally import Tally
 from streams.access import SESSION_COOKIE, SESSION_SECONDS, Denied
 from streams.agents import Agents
-from streams.api import community_cases, dashboard_data, gate_of, map_levels_of, recovering
+from streams.api import community_cases, dashboard_data, dashboard_figures, gate_of, map_levels_of
+from streams.queries import Incomplete
 from streams.runtime import utc_now
 
 __all__ = ["LANG_COOKIE", "page_lang", "register_pages"]
@@ -98,6 +100,15 @@ def _refused(request: Any, exc: Denied) -> aioweb.Response:
     return _html("refused.html", status=exc.status, request=request, problem=exc.problem)
 
 
+def _waiting(code: str, rt: Any) -> dict[str, Any]:
+    """A queue page's data while not every worker answers: no cases shown, the page polls until they do."""
+    community = rt.communities.get(code)
+    now = utc_now()
+    return {"community": code, "name": community.name if community else UNASSIGNED.get(code, code),
+            "street": community.street if community else None, "now": now.astimezone(rt.settings.zone).isoformat(),
+            "zone": rt.settings.zone.key, "recovering": True, "cases": []}
+
+
 def register_pages(app: faust.App, agents: Agents) -> None:
     """Declare the HTML views and the static files on `app`."""
     gate = gate_of(agents)
@@ -139,10 +150,14 @@ def register_pages(app: faust.App, agents: Agents) -> None:
                 return _refused(request, exc)
             if code not in rt.communities and code != "unassigned":
                 return _html("refused.html", status=404, request=request, problem=f"no community with code {code!r}")
-            data = community_cases(agents, code, full_phone=grant.role == "community")
+            full_phone = grant.role == "community"
+            try:
+                data = await community_cases(agents, request, code, full_phone=full_phone)
+            except Incomplete:
+                data = _waiting(code, rt)
             status = 503 if data["recovering"] else 200
             response = _html("community.html", status=status, request=request, zone=rt.settings.zone, data=data,
-                             grant=grant, code=code, full_phone=grant.role == "community")
+                             grant=grant, code=code, full_phone=full_phone)
             if data["recovering"]:
                 response.headers["Retry-After"] = "2"
             return response
@@ -154,7 +169,10 @@ def register_pages(app: faust.App, agents: Agents) -> None:
                 grant = gate.require(request, "admin")
             except Denied as exc:
                 return _refused(request, exc)
-            data = dashboard_data(agents)
+            try:
+                data = await dashboard_data(agents, request)
+            except Incomplete:
+                data = dashboard_figures(agents, Tally(), workers=0, recovering=True)
             lang = page_lang(request)
             levels = map_levels_of(agents)
             names = {level.colour: level.name.zh if lang == "zh" else level.name.en for level in levels.levels}
@@ -170,7 +188,7 @@ def register_pages(app: faust.App, agents: Agents) -> None:
             response = _html("dashboard.html", status=503 if data["recovering"] else 200, request=request,
                              zone=rt.settings.zone, data=data, svg=svg, street_svg=street_svg, grant=grant,
                              levels=levels, today=today, open=gate.mode == "open",
-                             count_regions=len(regions), recovering=recovering(agents))
+                             count_regions=len(regions), recovering=data["recovering"])
             if data["recovering"]:
                 response.headers["Retry-After"] = "2"
             return response
