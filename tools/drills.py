@@ -84,6 +84,8 @@ class Deployment:
     store: str = "memory://"
     session_timeout: float = 10.0
     workers: list[WorkerProcess] = field(default_factory=list)
+    #: further EPIFLOW_* variables of every worker (e.g. EPIFLOW_ACCESS for a deployment that serves pages)
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def settings(self) -> Any:
@@ -107,6 +109,7 @@ class Deployment:
             # Faust's own: how soon the group notices a dead member (default 60 s) and rebalances without it
             "BROKER_SESSION_TIMEOUT": str(self.session_timeout),
             "BROKER_HEARTBEAT_INTERVAL": str(max(0.5, self.session_timeout / 10)),
+            **self.extra_env,
         }
 
     def topic(self, name: str) -> str:

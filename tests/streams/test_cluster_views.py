@@ -1,0 +1,152 @@
+"""Two `epiflow worker` processes on the real broker: whichever worker a request lands on, it serves every
+community's complete queue, the district's dashboard and every case step; access rules hold across workers;
+and when one worker is killed the survivor serves every queue completely within 30 s.
+
+The expectation is offline: each flagged person's open case (the case of their last triage message, whose
+action and community `tools.drills.compare` checks against `pipeline.evaluate`), grouped by community.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.streams.cluster_helpers import Cluster, start_cluster, wait_until
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+PEOPLE = 1500
+
+
+@pytest.fixture(scope="module")
+def cluster(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    running = start_cluster(kafka_bootstrap, tmp_path_factory.mktemp("cluster-views"), people=PEOPLE)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def _complete(cluster: Cluster, worker: object) -> dict[str, set[str]] | None:
+    """Every community's open case ids on `worker`, or None while some queue answers 503."""
+    queues = {}
+    for code in cluster.communities():
+        ids = cluster.open_ids(worker, code)
+        if ids is None:
+            return None
+        if ids:
+            queues[code] = ids
+    return queues
+
+
+@pytest.mark.timeout(600)
+def test_both_workers_serve_every_queue_completely(cluster: Cluster) -> None:
+    figures = cluster.figures
+    assert (figures["missing"], figures["unexpected"]) == (0, 0), figures["examples"]
+    first, second = cluster.workers
+    assert all(w.counts()["joined"] > 0 for w in cluster.workers), "one worker got no partitions"
+    expected = {code: ids - cluster.unsettled for code, ids in cluster.expected.items()}
+    expected = {code: ids for code, ids in expected.items() if ids}
+    assert sum(len(v) for v in expected.values()) > 50 and len(expected) > 10  # the run fills many queues
+    on_first, on_second = _complete(cluster, first), _complete(cluster, second)
+    assert on_first == expected
+    assert on_second == expected
+    split = [code for code in expected if 0 < sum(cluster.owner(c) is first for c in expected[code]) < len(expected[code])]
+    assert split, "no community has cases on both workers: the test would not show the gathering"
+    print(f"{sum(map(len, expected.values()))} open cases in {len(expected)} queues; {len(split)} split over both "
+          f"workers; {len(cluster.unsettled)} cases left out as their verdict changed during the run")
+
+
+def test_the_dashboard_counts_the_district_on_both_workers(cluster: Cluster) -> None:
+    first, second = cluster.workers
+    boards = []
+    for worker in cluster.workers:
+        status, board, _ = cluster.call(worker, "GET", "/api/dashboard", cluster.tokens["admin"])
+        assert status == 200, board
+        boards.append(board)
+    stable = ("cases_total", "cases_open", "cases_resolved", "cases_closed", "open_by_action", "open_by_community",
+              "dead_letters_by_reason", "messages_by_action", "counts", "colours", "levels", "workers")
+    assert {k: boards[0][k] for k in stable} == {k: boards[1][k] for k in stable}
+    board = boards[0]
+    assert board["workers"] == 2
+    open_expected = sum(len(v) for v in cluster.expected.values())
+    slack = len(cluster.unsettled)
+    assert abs(board["cases_open"] - open_expected) <= slack, (board["cases_open"], open_expected, slack)
+    if not slack:
+        assert board["open_by_action"] == dict(sorted(cluster.expected_actions.items()))
+        assert board["open_by_community"] == {c: len(v) for c, v in sorted(cluster.expected.items())}
+    acct = cluster.figures["accounting"]
+    assert sum(board["dead_letters_by_reason"].values()) == acct["expected_dead_lettered"]
+    assert board["counts"]["inputs"] == acct["sent"]
+    assert board["counts"]["inputs"] == sum(w.counts()["inputs"] for w in cluster.workers)
+    coloured = {code for code, colour in board["colours"].items() if colour != "green"}
+    assert coloured and coloured <= set(cluster.expected) | {c for c in board["levels"] if board["levels"][c] > 0}
+
+
+def test_a_case_accepted_on_the_worker_without_it_shows_on_both_within_2_s(cluster: Cluster) -> None:
+    code, case_id = next((code, cid) for code, ids in sorted(cluster.expected.items()) if code != "unassigned"
+                         for cid in sorted(ids - cluster.unsettled))
+    owner = cluster.owner(case_id)
+    other = next(w for w in cluster.workers if w is not owner)
+    token = cluster.tokens[f"community:{code}"]
+    status, body, _ = cluster.call(other, "POST", f"/api/cases/{case_id}/accept", token, {"note": "phoned"})
+    posted = time.monotonic()
+    assert status == 202 and body["case_id"] == case_id and body["kind"] == "accepted", body
+
+    def accepted_on(worker: object) -> bool:
+        status, rows = cluster.queue(worker, code, token)
+        return status == 200 and any(r["case_id"] == case_id and r["status"] == "accepted" for r in rows["cases"])
+
+    wait_until(lambda: accepted_on(other) and accepted_on(owner), 2.0, step=0.05)
+    print(f"accepted through the worker without the case; shown on both after {time.monotonic() - posted:.2f} s")
+    for worker in cluster.workers:
+        status, row, _ = cluster.call(worker, "GET", f"/api/cases/{case_id}", token)
+        assert status == 200 and row["status"] == "accepted" and any("phoned" in n for n in row["notes"]), row
+        status, body, _ = cluster.call(worker, "POST", "/api/cases/case-00000000000000000000/accept", cluster.tokens["admin"])
+        assert status == 404, body
+        status, body, _ = cluster.call(worker, "POST", f"/api/cases/{case_id}/note", token, {"note": "visited"})
+        assert status == 202 and body["kind"] == "note", body
+
+
+def test_a_community_token_sees_only_its_own_queue_and_cases_on_either_worker(cluster: Cluster) -> None:
+    mine, theirs = sorted(c for c in cluster.expected if c != "unassigned")[:2]
+    token = cluster.tokens[f"community:{mine}"]
+    their_case = sorted(cluster.expected[theirs])[0]
+    for worker in cluster.workers:
+        status, body = cluster.queue(worker, mine, token)
+        assert status == 200 and {c["community"] for c in body["cases"]} == {mine}
+        assert all("****" not in c["phone"] for c in body["cases"])  # the owning community sees the full number
+        assert cluster.queue(worker, theirs, token)[0] == 403
+        assert cluster.call(worker, "GET", f"/api/shares/communities/{theirs}/cases", token)[0] == 403
+        assert cluster.call(worker, "GET", "/api/shares/dashboard", token)[0] == 403
+        assert cluster.call(worker, "GET", f"/api/shares/communities/{mine}/cases")[0] == 401
+        status, body, _ = cluster.call(worker, "POST", f"/api/cases/{their_case}/accept", token)
+        assert status == 403, body  # refused by the worker holding the case, wherever it was posted
+        assert cluster.call(worker, "GET", f"/api/cases/{their_case}", token)[0] == 403
+        assert cluster.call(worker, "GET", "/api/dashboard", token)[0] == 403
+    status, body = cluster.queue(cluster.workers[0], theirs)
+    assert all(r["status"] == "open" for r in body["cases"] if r["case_id"] == their_case)
+
+
+@pytest.mark.timeout(300)
+def test_the_survivor_of_a_killed_worker_serves_every_queue_within_30_s(cluster: Cluster) -> None:
+    victim, survivor = cluster.workers
+    expected = {code: ids - cluster.unsettled for code, ids in cluster.expected.items()}
+    expected = {code: ids for code, ids in expected.items() if ids}
+    victim.kill()
+    killed = time.monotonic()
+    answered: list[dict[str, set[str]] | None] = []
+
+    def complete() -> bool:
+        answered.append(_complete(cluster, survivor))
+        return answered[-1] is not None
+
+    wait_until(complete, 30.0, step=0.5)
+    took = time.monotonic() - killed
+    assert answered[-1] == expected
+    status, board, _ = cluster.call(survivor, "GET", "/api/dashboard", cluster.tokens["admin"])
+    assert status == 200 and board["workers"] == 1
+    assert board["open_by_community"] == {c: len(v) for c, v in sorted(cluster.expected.items())} or cluster.unsettled
+    print(f"survivor served every queue completely {took:.1f} s after the kill ({len(answered) - 1} incomplete polls)")
