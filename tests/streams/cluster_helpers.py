@@ -76,17 +76,23 @@ class Cluster:
         assert status == 200, (status, body)
         return {c["case_id"] for c in body["cases"] if c["status"] in OPEN} - self.unsettled
 
-    def owner(self, case_id: str) -> WorkerProcess:
-        """The live worker whose assignment holds the case's partition (from its `/api/offsets`)."""
-        partition = key_partition(case_id.encode(), self.deployment.partitions)
+    def holders(self) -> dict[int, WorkerProcess]:
+        """Partition → the live worker whose assignment holds it (from each worker's `/api/offsets`)."""
         topic = self.deployment.topic("case-events")
+        out: dict[int, WorkerProcess] = {}
         for worker in self.workers:
-            if not worker.alive:
-                continue
-            _, rows, _ = self.call(worker, "GET", "/api/offsets")
-            if any(r["topic"] == topic and r["partition"] == partition for r in rows):
-                return worker
-        raise AssertionError(f"no live worker holds partition {partition} of {topic}")
+            if worker.alive:
+                _, rows, _ = self.call(worker, "GET", "/api/offsets")
+                out.update((r["partition"], worker) for r in rows if r["topic"] == topic)
+        return out
+
+    def owner(self, case_id: str, holders: dict[int, WorkerProcess] | None = None) -> WorkerProcess:
+        """The live worker holding the case's partition."""
+        partition = key_partition(case_id.encode(), self.deployment.partitions)
+        found = (holders or self.holders()).get(partition)
+        if found is None:
+            raise AssertionError(f"no live worker holds partition {partition} of the case events")
+        return found
 
     def communities(self) -> list[str]:
         from geo.load import load_communities
