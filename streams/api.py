@@ -40,6 +40,7 @@ from streams.access import AccessGate, Denied
 from streams.agents import Agents, read_case
 from streams.queries import (
     FORWARDED_HEADER,
+    DecodedCases,
     Incomplete,
     Share,
     encode_share,
@@ -548,6 +549,14 @@ def incomplete_problem(exc: Incomplete) -> aioweb.Response:
     return response
 
 
+def _decoded(agents: Agents) -> DecodedCases:
+    """This worker's cache of decoded case records (shared by every queue it serves)."""
+    cache = getattr(agents, "_decoded_cases", None)
+    if cache is None:
+        cache = agents._decoded_cases = DecodedCases(read_case)  # type: ignore[attr-defined]
+    return cache
+
+
 def _held(agents: Agents) -> frozenset[int]:
     return held_partitions(agents.app, agents.cases, recovering(agents))
 
@@ -575,9 +584,10 @@ async def community_cases(agents: Agents, request: Any, code: str, *, full_phone
     shares = await gather_shares(agents.app, agents.cases, f"/api/shares/communities/{code}/cases", request,
                                  lambda: community_share(agents, code))
     cases: dict[str, tuple[Any, dict[str, Any]]] = {}
+    decoded = _decoded(agents)
     for share in shares:
         for raw in share.payload:
-            case, message = read_case(raw)
+            case, message = decoded(raw)
             if case.community == code:
                 cases[case.case_id] = (case, message)
     now = utc_now()

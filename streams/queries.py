@@ -24,6 +24,7 @@ __all__ = [
     "FORWARDED_HEADER",
     "SHARE_TIMEOUT_S",
     "CaseIndex",
+    "DecodedCases",
     "Incomplete",
     "Share",
     "forwarded_headers",
@@ -88,6 +89,28 @@ class CaseIndex:
 
     def __len__(self) -> int:
         return len(self.community_of)
+
+
+class DecodedCases:
+    """Decoded case records by their bytes, the oldest forgotten past `limit`: a queue polled every second
+    decodes only the cases that changed since the last poll. Callers must not modify what they get."""
+
+    def __init__(self, decode: Callable[[bytes], Any], limit: int = 20_000) -> None:
+        if limit < 1:
+            raise ValueError(f"limit={limit!r} is expected to be a positive number of records")
+        self._decode, self._limit = decode, limit
+        self._items: dict[bytes, Any] = {}
+
+    def __call__(self, raw: bytes) -> Any:
+        hit = self._items.get(raw)
+        if hit is None:
+            hit = self._items[raw] = self._decode(raw)
+            if len(self._items) > self._limit:
+                del self._items[next(iter(self._items))]
+        return hit
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 @dataclass(frozen=True)

@@ -244,6 +244,25 @@ def _api(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def _pages(results: dict[str, Any]) -> list[str]:
+    run = _first(results, "pages")
+    r = _ok(run)
+    if not r:
+        return [f"Not measured: {_failed(run)}."]
+    return [
+        f"`GET /api/communities/{{code}}/cases` asked one request at a time on each of {r.get('workers')} workers "
+        f"({r.get('partitions')} partitions); each answer gathers every worker's share of that community through "
+        "the router, from each worker's by-community index. Worst worker shown.",
+        "",
+        "| district's open cases | community's cases | requests per worker | p50 ms | p99 ms | "
+        "a community with few cases: p50 / p99 ms | command |",
+        "|---|---|---|---|---|---|---|",
+        f"| {_n(r.get('district_cases'))} | {_n(r.get('community_cases'))} | {_n(r.get('requests_per_worker'))} | "
+        f"{_n(r.get('p50_ms'), 1)} | {_n(r.get('p99_ms'), 1)} | {_n(r.get('small_community_cases'))} cases: "
+        f"{_n(r.get('small_p50_ms'), 1)} / {_n(r.get('small_p99_ms'), 1)} | {_cmd(run)} |",
+    ]
+
+
 def render(results: dict[str, Any]) -> str:
     """The Markdown between the markers (without them) for a results document."""
     if not isinstance(results, dict) or "sections" not in results or "machine" not in results:
@@ -287,6 +306,10 @@ def render(results: dict[str, Any]) -> str:
         "### Checkpoint API latency",
         "",
         *_api(results),
+        "",
+        "### Community page latency in a cluster",
+        "",
+        *_pages(results),
     ]
     return "\n".join(lines) + "\n"
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from streams.queries import CaseIndex, Incomplete, Share, decode_share, encode_share, gather_shares
+from streams.queries import CaseIndex, DecodedCases, Incomplete, Share, decode_share, encode_share, gather_shares
 
 
 def test_the_index_follows_a_case_that_moves_and_serves_only_held_partitions() -> None:
@@ -45,3 +45,16 @@ def test_shares_that_do_not_cover_every_partition_are_incomplete() -> None:
     with pytest.raises(Incomplete) as caught:
         asyncio.run(gather_shares(app, table, "/x", request, lambda: Share(frozenset({0, 2}), [])))
     assert caught.value.missing == [1, 3]
+
+
+def test_decoded_cases_decode_each_record_once_and_forget_the_oldest() -> None:
+    calls: list[bytes] = []
+    decoded = DecodedCases(lambda raw: calls.append(raw) or raw.upper(), limit=2)
+    assert decoded(b"a") == b"A" and decoded(b"a") == b"A" and calls == [b"a"]
+    decoded(b"b")
+    decoded(b"c")
+    assert len(decoded) == 2
+    decoded(b"a")
+    assert calls == [b"a", b"b", b"c", b"a"]
+    with pytest.raises(ValueError, match="positive"):
+        DecodedCases(bytes, limit=0)
