@@ -34,8 +34,9 @@ from pipeline.policy import policy_for
 from pipeline.reports import UNASSIGNED, district_summary, queue_rows
 from pipeline.state import PersonState, state_from_bytes
 from pipeline.triage import Verdict, checkpoint_decision, evaluate
-from streams.access import AccessGate, Denied
+from streams.access import AccessGate
 from streams.agents import Agents, read_case
+from streams.errors import ApiProblem, Denied
 from streams.runtime import utc_now
 
 __all__ = ["BODY_LIMIT", "DECISION_TIMEOUT", "RETRY_AFTER_S", "ApiProblem", "gate_of", "problem", "register_api", "require_ready"]
@@ -49,15 +50,6 @@ DECISION_TIMEOUT = 5.0
 #: Seconds a client is told to wait (`Retry-After`) while the worker is still starting.
 RETRY_AFTER_S = 2
 _BAD_JSON = ("invalid_json", "not_an_object")
-
-
-class ApiProblem(Exception):
-    """A request that cannot be served: HTTP status, a sentence, and per-field problems."""
-
-    def __init__(self, status: int, problem: str, fields: list[dict[str, str]] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(problem)
-        self.status, self.problem, self.fields, self.headers = status, problem, fields or [], headers or {}
 
 
 def problem(status: int, text: str, fields: list[dict[str, str]] | None = None,
