@@ -22,9 +22,10 @@ from geo.communities import Community
 from geo.draw import community_map_svg
 from pipeline.reports import UNASSIGNED, zone_label
 from pipeline.tally import Tally
-from streams.access import SESSION_COOKIE, SESSION_SECONDS, Denied
+from streams.access import SESSION_COOKIE, SESSION_SECONDS
 from streams.agents import Agents
 from streams.api import community_cases, dashboard_data, dashboard_figures, gate_of, map_levels_of
+from streams.errors import Denied
 from streams.queries import Incomplete
 from streams.runtime import utc_now
 

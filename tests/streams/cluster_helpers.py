@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from pipeline.access import AccessList, access_file_text, new_token
-from streams.memory import key_partition
+from streams.partitioner import key_partition
 from tools.drills import (
     READY_TIMEOUT_S,
     Deployment,

@@ -7,7 +7,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from streams.queries import CaseIndex, DecodedCases, Incomplete, Share, decode_share, encode_share, gather_shares
+from streams.queries import (
+    CaseIndex,
+    DecodedCases,
+    Incomplete,
+    Share,
+    decode_share,
+    encode_share,
+    gather_shares,
+)
 
 
 def test_the_index_follows_a_case_that_moves_and_serves_only_held_partitions() -> None:
