@@ -159,10 +159,11 @@ def peer_urls(app: Any, table: Any) -> list[URL]:
 
 
 def owner_url(app: Any, table: Any, key: bytes) -> URL | None:
-    """The web server of the worker that holds `key` of `table`; None when it is this worker or unknown."""
+    """The web server of the worker that holds `key` of `table`; None when it is this worker or not known yet."""
     try:
         url = app.router.key_store(table.name, key)
-    except (KeyError, AttributeError, TypeError):
+    except Exception as exc:  # no assignment or topic metadata yet (a starting worker): answer here
+        log.debug("no owner known for a key of %s: %s", table.name, type(exc).__name__)
         return None
     return None if _ident(url) == _ident(app.conf.canonical_url) else url
 

@@ -9,11 +9,11 @@
   var W = {
     zh: {open: "待接收", accepted: "已接收", resolved: "已办结", closed: "已解除", accept: "接收", resolve: "办结",
          by: "接收时限", none: "无时限", left: "剩余", late: "已超时", reasons: "原因", notes: "备注", note: "备注",
-         ask: "办结说明", recovering: "本节点正在恢复数据，案件列表稍后显示……"},
+         ask: "办结说明", recovering: "正在恢复数据或等待各节点应答，完整的案件列表稍后显示……"},
     en: {open: "to accept", accepted: "accepted", resolved: "resolved", closed: "closed", accept: "Accept",
          resolve: "Resolve", by: "accept by", none: "no deadline", left: "left", late: "overdue by",
          reasons: "Reasons", notes: "notes", note: "note", ask: "Resolution note",
-         recovering: "This worker is recovering its tables; the queue shows in a moment…"}
+         recovering: "Recovering, or waiting for every worker to answer; the complete queue shows in a moment…"}
   }[lang];
   var when = window.epiflowWhen(zone);
   var clock = new Intl.DateTimeFormat(lang === "zh" ? "zh-CN" : "en-GB", {timeZone: zone, hour: "2-digit",
