@@ -82,7 +82,7 @@ SECTIONS: tuple[Section, ...] = (
                         "--seconds", "5" if q else "20"]] if (REPO / "tools" / "bench_api.py").exists() else []),
     Section("pages", "community page latency on two workers: one community's cases among the district's",
             lambda q: [["-m", "tools.bench_pages", "--district", "10000" if q else "100000",
-                        "--community", "500" if q else "2000", "--requests", "50" if q else "200"]]),
+                        "--community", "500" if q else "2000", "--requests", "50" if q else "100"]]),
 )
 
 

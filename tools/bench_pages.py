@@ -68,18 +68,25 @@ async def _get(session: Any, url: str, token: str) -> tuple[int, bytes]:
         return reply.status, await reply.read()
 
 
-async def _wait_loaded(base: str, token: str, total: int, timeout: float) -> float:
-    import aiohttp
+def _wait_loaded(bootstrap: str, changelog: str, total: int, timeout: float) -> float:
+    """Seconds until the cases table's changelog holds `total` records (each case is written once on opening)."""
+    from kafka import KafkaConsumer, TopicPartition
 
+    from tools.kafka_clients import client_options
+
+    reader = KafkaConsumer(**client_options(bootstrap, "kafka-python"), group_id=None, enable_auto_commit=False)
     started = time.monotonic()
-    async with aiohttp.ClientSession() as session:
+    try:
         while True:
-            status, body = await _get(session, f"{base}/api/dashboard", token)
-            if status == 200 and orjson.loads(body)["cases_total"] >= total:
+            tps = [TopicPartition(changelog, p) for p in (reader.partitions_for_topic(changelog) or ())]
+            held = sum(reader.end_offsets(tps).values()) if tps else 0
+            if held >= total:
                 return time.monotonic() - started
             if time.monotonic() - started > timeout:
-                raise SystemExit(f"the workers hold fewer than {total} cases after {timeout:.0f} s (last {status})")
-            await asyncio.sleep(2.0)
+                raise SystemExit(f"the cases table holds {held} of {total} cases after {timeout:.0f} s")
+            time.sleep(2.0)
+    finally:
+        reader.close()
 
 
 async def _latencies(base: str, code: str, token: str, requests: int) -> dict[str, Any]:
@@ -146,7 +153,7 @@ def main() -> None:
             started = time.monotonic()
             _produce(bootstrap, deployment.topic("cases"), records)
             bases = [f"http://127.0.0.1:{w.web_port}" for w in workers]
-            loaded = asyncio.run(_wait_loaded(bases[0], token, args.district, 1800))
+            loaded = _wait_loaded(bootstrap, f"{deployment.prefix}-worker-cases-changelog", args.district, 1800)
             load_s = time.monotonic() - started
             small = codes[1]
             per_worker = []
