@@ -3,7 +3,7 @@
 Two `epiflow worker` processes on the Kafka broker (`EPIFLOW_TEST_BROKER`, else the test broker) are given
 `--district` open cases through the cases topic, `--community` of them in one community and the rest spread
 over the others; then `GET /api/communities/{code}/cases` is asked `--requests` times on each worker, one
-request at a time, for that community and for a community with few cases. Prints one JSON object: latency
+request at a time, for that community and for another one (its share of the rest). Prints one JSON object: latency
 p50 / p99 / max in ms per worker and community, the time the cases took to load, and the workers' RSS.
 """
 

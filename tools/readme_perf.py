@@ -255,7 +255,7 @@ def _pages(results: dict[str, Any]) -> list[str]:
         "the router, from each worker's by-community index. Worst worker shown.",
         "",
         "| district's open cases | community's cases | requests per worker | p50 ms | p99 ms | "
-        "a community with few cases: p50 / p99 ms | command |",
+        "another community (its cases): p50 / p99 ms | command |",
         "|---|---|---|---|---|---|---|",
         f"| {_n(r.get('district_cases'))} | {_n(r.get('community_cases'))} | {_n(r.get('requests_per_worker'))} | "
         f"{_n(r.get('p50_ms'), 1)} | {_n(r.get('p99_ms'), 1)} | {_n(r.get('small_community_cases'))} cases: "
