@@ -39,6 +39,8 @@ __all__ = [
     "InputEvent",
     "ItineraryStop",
     "Location",
+    "LoopKind",
+    "LoopMessage",
     "NatPayload",
     "NatReport",
     "NatResult",
@@ -263,6 +265,34 @@ class TriageMessage(_Strict):
     flagged_at: AwareDatetime
     source_event_ids: list[str]
     #: the address the person declared as destination, for the community's visit ("" when none was declared)
+    address: str = ""
+    #: what the message is about on the community's topic: a verdict raised, lowered or cleared
+    kind: Literal["triage"] = "triage"
+
+
+LoopKind = Literal["test_overdue", "released", "stage", "request"]
+
+
+class LoopMessage(_Strict):
+    """What a community's queue receives after triage: a missed test, a release, a transfer stage, a request.
+
+    `management` is the person's management when it was sent (as `epiflow evaluate` prints it), `test`
+    the missed test of a `test_overdue`, `detail` what a stage or request says.
+    """
+
+    kind: LoopKind
+    message_id: str
+    case_id: str
+    person_key: str
+    masked_id: str
+    name: str
+    phone: str
+    community: str
+    action: Action
+    at: AwareDatetime
+    management: dict | None = None
+    test: dict | None = None
+    detail: dict = {}
     address: str = ""
 
 

@@ -17,7 +17,7 @@ from typing import Literal
 
 import msgspec
 
-from pipeline.events import Reason
+from pipeline.events import LoopMessage, Reason
 from pipeline.obligations import Obligations
 from pipeline.rules import Rules
 from pipeline.state import Managed, PersonState
@@ -33,6 +33,7 @@ __all__ = [
     "day_start",
     "exposures_of",
     "manage",
+    "notice_messages",
     "notice_id",
     "view",
 ]
@@ -278,3 +279,28 @@ def notice_id(person_key: str, record: Managed, notice: Notice) -> str:
     what = notice.kind if notice.test is None else f"{notice.kind}:{notice.test.number}"
     digest = hashlib.sha256("|".join((person_key, record.case_id, record.action, str(record.since), what)).encode())
     return "msg-" + digest.hexdigest()[:24]
+
+
+def notice_messages(state: PersonState, seen: Management, notices: Iterable[Notice], tz: tzinfo, now: int,
+                    unassigned: str = "unassigned") -> list[LoopMessage]:
+    """The community messages for `notices` about `state` (whose `managed` is the record they came from)."""
+    record = state.managed
+    if record is None:
+        return []
+    last = state.last
+    community = last.community if last is not None and last.community else unassigned
+    address = state.declaration.address if state.declaration is not None else ""
+    body = seen.to_json(tz)
+    at = datetime.fromtimestamp(now, tz)
+    out = []
+    for notice in notices:
+        test = None
+        if notice.test is not None:
+            t = notice.test
+            test = {"test": t.number, "day": t.day, "due": _iso(t.due, tz)}
+        out.append(LoopMessage(
+            kind=notice.kind, message_id=notice_id(state.person_key, record, notice), case_id=record.case_id,
+            person_key=state.person_key, masked_id=state.masked_id, name=state.name, phone=state.phone,
+            community=community, action=record.action, at=at, management=body, test=test, address=address,
+        ))
+    return out
