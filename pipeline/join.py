@@ -66,6 +66,8 @@ def managed(state: PersonState, verdict: Verdict, rules: Rules, now: int) -> tup
         return state, NONE, []
     seen = view(record, state, rules, now)
     record, notices = announce(record, seen, now)
+    if notices:
+        seen = view(record, state, rules, now)  # as told: a release announced needs no further look
     if record != state.managed:
         state = msgspec.structs.replace(state, managed=record)
     return state, seen, notices
