@@ -7,6 +7,7 @@ repair is kept and reported with a `GeometryRepairedWarning` through `warnings.w
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from collections.abc import Mapping
@@ -36,6 +37,7 @@ from geo.regions import LEVEL_CODE, LEVELS, Region
 
 __all__ = ["load_regions", "load_communities", "load_checkpoints", "region_from_feature", "region_to_feature"]
 
+log = logging.getLogger(__name__)
 _WGS84 = CRS.from_epsg(4326)
 # Shapefile field names stop at 10 characters, so the time fields may come under a short name.
 _ALIASES = {"effective_from": ("eff_from", "valid_from"), "effective_until": ("eff_until", "valid_until")}
@@ -67,14 +69,16 @@ def _read(path: str | Path, error: type[GeoFileError]) -> gpd.GeoDataFrame:
     except Exception as exc:  # pyogrio raises its own DataSourceError family
         raise error(f"{p}: cannot be read as a vector file: {exc}", path=str(p)) from exc
     if frame.crs is not None and not CRS(frame.crs).equals(_WGS84, ignore_axis_order=True):
+        declared = frame.crs.to_string()
         try:
             frame = frame.to_crs(_WGS84)
         except Exception as exc:
             raise error(
-                f"{p}: CRS {frame.crs.to_string()!r} cannot be reprojected to 'EPSG:4326': {exc}",
+                f"{p}: CRS {declared!r} cannot be reprojected to 'EPSG:4326': {exc}",
                 path=str(p),
                 problem="crs",
             ) from exc
+        log.info("reprojected path=%s from_crs=%s to_crs=EPSG:4326 features=%d", p, declared, len(frame))
     return frame
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from pipeline.errors import PipelineError
 from pipeline.state import PersonState, Place
 
 __all__ = [
@@ -37,7 +38,7 @@ _DAY = 86_400
 _HOUR = 3_600
 
 
-class ConditionProblem(Exception):
+class ConditionProblem(PipelineError):
     """A condition that does not validate: `path` locates it inside `when`, the message says why."""
 
     def __init__(self, path: tuple[str | int, ...], message: str) -> None:
