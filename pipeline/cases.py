@@ -197,6 +197,8 @@ _LEVEL = 1
 _CASE_FIELDS = tuple(Case.model_fields)
 _MESSAGE_FIELDS = tuple(TriageMessage.model_fields)
 _REASON_FIELDS = tuple(Reason.model_fields)
+#: Fields added to the message after records were first written: a record that lacks them gets these.
+_MESSAGE_LATER = {"kind": "triage"}
 
 
 def case_to_bytes(case: Case, message: TriageMessage | dict[str, Any]) -> bytes:
@@ -209,7 +211,7 @@ def case_to_bytes(case: Case, message: TriageMessage | dict[str, Any]) -> bytes:
     shown = message.model_dump(mode="json") if isinstance(message, TriageMessage) else message
     fields = case.model_dump(mode="json")
     try:
-        body = [shown[name] for name in _MESSAGE_FIELDS]
+        body = [shown[name] if name not in _MESSAGE_LATER else shown.get(name, _MESSAGE_LATER[name]) for name in _MESSAGE_FIELDS]
         body[_MESSAGE_FIELDS.index("reasons")] = [[r[name] for name in _REASON_FIELDS] for r in shown["reasons"]]
     except (KeyError, TypeError) as exc:
         raise CaseError(f"triage message of case {case.case_id!r} lacks field {exc}; expected a TriageMessage") from None
@@ -225,6 +227,8 @@ def case_from_bytes(raw: bytes) -> tuple[Case, dict[str, Any]]:
         marker, fields, body = _DECODE(zlib.decompress(raw))
         if marker != _FORMAT:
             raise CaseError(f"case record has an unknown format marker {marker!r:.40}")
+        if len(body) < len(_MESSAGE_FIELDS) and set(_MESSAGE_FIELDS[len(body):]) <= set(_MESSAGE_LATER):
+            body = list(body) + [_MESSAGE_LATER[name] for name in _MESSAGE_FIELDS[len(body):]]
         message = dict(zip(_MESSAGE_FIELDS, body, strict=True))
         message["reasons"] = [dict(zip(_REASON_FIELDS, r, strict=True)) for r in message["reasons"]]
         return Case.model_validate(dict(zip(_CASE_FIELDS, fields, strict=True))), message

@@ -21,6 +21,7 @@ from faust.web import Request, Response, View
 from pipeline.errors import PipelineError, RejectedEvent
 from pipeline.events import CaseEvent, CheckpointScan, Declaration, NatResult, PersonEvent
 from pipeline.ingest import parse_input, person_events
+from pipeline.loop_report import management_summary
 from pipeline.map_levels import (
     MapLevels,
     area_facts,
@@ -527,8 +528,10 @@ def dashboard_data(agents: Agents) -> dict[str, Any]:
         for sample in metric.samples:
             if sample.name.endswith("_total"):
                 flagged[sample.labels["action"]] = int(sample.value)
+    management = management_summary(list(agents.managed.values()), rt.clock(), zone, {c.code: c.street for c in communities})
     return {
         **summary, "now": now.astimezone(zone).isoformat(), "zone": zone.key, "recovering": recovering(agents),
+        "management": management,
         "counts": dict(agents.counts),
         "levels": by_community, "street_levels": by_street, "action_texts": _action_texts(agents, "zh"),
         "colours": {code: colours.by_number(n).colour for code, n in by_community.items()},

@@ -14,6 +14,8 @@ import pytest
 from geo.load import load_communities
 from pipeline.identity import check_character
 from pipeline.settings import Settings
+from streams.api import dashboard_data
+from streams.daily_report import build_report, read_report_inputs
 from streams.topics import street_topic_name, triage_topic_name
 from tests.streams.harness import Bus, cleanup, deployment_settings, running_worker, wait_until
 
@@ -61,39 +63,50 @@ def test_a_missed_test_is_announced_without_a_new_event_and_a_met_schedule_relea
     def messages(bus: Bus, name: str) -> list[dict]:
         return [orjson.loads(r.value) for r in bus.records(name)]
 
-    async def scenario() -> tuple[list[dict], list[dict], dict]:
+    def kinds(bus: Bus, name: str, kind: str) -> list[dict]:
+        return [m for m in messages(bus, name) if m.get("kind") == kind]
+
+    async def scenario() -> tuple[list[dict], list[dict], dict, dict]:
         bus = Bus(deployment)
         async with running_worker(deployment, clock=lambda: clock[0]) as worker:
             bus.send("declarations", _declaration("d-miss", _id(11), start, (point.x, point.y)))
             bus.send("declarations", _declaration("d-meet", _id(12), start, (point.x, point.y)))
             bus.flush()
             assert await wait_until(lambda: worker.agents.counts["joined"] >= 2, 60), worker.agents.counts
-            assert await wait_until(lambda: len([m for m in messages(bus, topic) if m["kind"] == "triage"]) >= 2, 30)
-
-            clock[0] = start + timedelta(hours=5)
-            bus.send("nat-results", _nat("n-meet", _id(12), start + timedelta(hours=3), start + timedelta(hours=4)))
-            bus.flush()
-            assert await wait_until(lambda: any(m["kind"] == "released" for m in messages(bus, topic)), 60)
+            assert await wait_until(lambda: len(kinds(bus, topic, "triage")) >= 2, 30)
             joined = worker.agents.counts["joined"]
 
-            clock[0] = start + timedelta(hours=26, seconds=1)  # arrival + 24 h has passed: the test is missed
-            assert await wait_until(lambda: any(m["kind"] == "test_overdue" for m in messages(bus, topic)), 60)
+            clock[0] = start + timedelta(hours=26, seconds=1)  # arrival + 24 h has passed: both tests are missed
+            assert await wait_until(lambda: len(kinds(bus, topic, "test_overdue")) >= 2, 60)
             assert worker.agents.counts["joined"] == joined, "no new event reached the join"
-            assert await wait_until(lambda: any(m["kind"] == "test_overdue" for m in messages(bus, street)), 30)
-            await asyncio.sleep(2.5)  # further timer ticks must not repeat the message
-            statuses = {v[0] for v in worker.agents.managed.values()}
-            return messages(bus, topic), messages(bus, street), {"statuses": statuses}
+            assert await wait_until(lambda: len(kinds(bus, street, "test_overdue")) >= 2, 30)
 
-    queue, escalated, seen = asyncio.run(scenario())
-    triage = [m for m in queue if m["kind"] == "triage"]
-    assert {m["action"] for m in triage} == {"test_within_24h"}
+            # a test sampled inside the window but reported late still counts: that person is released
+            bus.send("nat-results", _nat("n-meet", _id(12), start + timedelta(hours=25), start + timedelta(hours=26)))
+            bus.flush()
+            assert await wait_until(lambda: bool(kinds(bus, topic, "released")), 60)
+            await asyncio.sleep(2.5)  # further timer ticks must not repeat a message
+            board = dashboard_data(worker.agents)["management"]
+            inputs = await asyncio.get_running_loop().run_in_executor(None, read_report_inputs, deployment)
+            reports, page = build_report(deployment, inputs, clock[0].astimezone(deployment.zone).date(),
+                                         worker.runtime.communities, now=clock[0])
+            report = {**reports.figures(), "page": page}
+            return messages(bus, topic), messages(bus, street), board, report
+
+    queue, escalated, board, report = asyncio.run(scenario())
+    assert {m["action"] for m in queue if m["kind"] == "triage"} == {"test_within_24h"}
     released = [m for m in queue if m["kind"] == "released"]
     overdue = [m for m in queue if m["kind"] == "test_overdue"]
-    assert len(released) == 1 and len(overdue) == 1
+    assert len(released) == 1 and len(overdue) == 2 and len({m["message_id"] for m in overdue}) == 2
     assert released[0]["management"]["status"] == "released"
     assert released[0]["management"]["tests"][0]["status"] == "met"
-    assert overdue[0]["management"]["status"] == "overdue" and overdue[0]["test"]["test"] == 1
-    assert overdue[0]["masked_id"] != _id(11) and _id(11) not in orjson.dumps(queue).decode()
-    assert {m["person_key"] for m in released} != {m["person_key"] for m in overdue}
-    assert [m["message_id"] for m in escalated if m.get("kind") == "test_overdue"] == [overdue[0]["message_id"]]
-    assert seen["statuses"] == {"released", "overdue"}
+    assert all(m["management"]["status"] == "overdue" and m["test"]["test"] == 1 for m in overdue)
+    assert _id(11) not in orjson.dumps(queue).decode() and _id(12) not in orjson.dumps(queue).decode()
+    assert sorted(m["message_id"] for m in escalated if m.get("kind") == "test_overdue") == sorted(m["message_id"] for m in overdue)
+
+    assert board["by_status"] == {"active": 0, "overdue": 1, "released_today": 1}
+    assert board["streets"] == [{"street": community.street, "active": 0, "overdue": 1, "released_today": 1}]
+    assert report["totals"]["people_released"] == 1 and report["totals"]["people_overdue"] == 1
+    assert report["totals"]["tests_missed"] == 2
+    assert report["management"] == [{"street": community.street, "released": 1, "tests_missed": 2, "people_overdue": 1}]
+    assert "管控人员（按街道）" in report["page"]
