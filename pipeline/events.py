@@ -58,7 +58,7 @@ __all__ = [
 
 EventKind = Literal["declaration", "checkpoint_scan", "nat_result"]
 Role = Literal["driver", "passenger", "pedestrian"]
-CaseEventKind = Literal["accepted", "resolved", "escalated", "note"]
+CaseEventKind = Literal["accepted", "resolved", "escalated", "note", "dispatched", "picked_up", "received"]
 Action = str
 
 Lon = Annotated[float, Field(ge=-180.0, le=180.0, allow_inf_nan=False)]
@@ -304,6 +304,9 @@ class CaseEvent(_Strict):
     by: Text
     at: AwareDatetime
     note: LongText = ""
+    #: of a transfer stage: the site (hospital or isolation site), and when the person arrived there (`received`)
+    site: Text = ""
+    arrived_at: AwareDatetime | None = None
 
 
 class DeadLetter(_Strict):

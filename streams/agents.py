@@ -31,6 +31,7 @@ from pipeline.events import CaseEvent, PersonEvent, TriageMessage
 from pipeline.ingest import dead_letter, person_event_records
 from pipeline.join import Outcome, step_many
 from pipeline.management import notice_messages
+from pipeline.stages import STAGES, stage_message
 from pipeline.state import PersonState, new_state, state_from_bytes, state_to_bytes
 from pipeline.wire import decode_person_event
 from streams.control import control_log_for
@@ -337,6 +338,13 @@ class Agents:
             await (await self.send(await self.topics.street(street), updated.person_key.encode(),
                                    _escalation_body(updated, message, event)))
             rt.metrics.cases_overdue.inc()
+        if event.kind in STAGES:
+            row = next(r for r in updated.stages if r[0] == event.kind)
+            staged = stage_message(updated.case_id, updated.person_key, updated.community, updated.action, message, row,
+                                   updated.accepted_at, updated.stages)
+            await (await self.send(await self.topics.triage(updated.community), updated.person_key.encode(),
+                                   staged.model_dump_json().encode()))
+            rt.metrics.loop_messages.labels(kind="stage").inc()
         rt.metrics.case_events.labels(kind=event.kind).inc()
         return await self._put_case(updated, message, partition)
 
