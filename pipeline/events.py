@@ -305,7 +305,7 @@ class CaseEvent(_Strict):
     at: AwareDatetime
     note: LongText = ""
     #: of a transfer stage: the site (hospital or isolation site), and when the person arrived there (`received`)
-    site: Text = ""
+    site: LongText = ""
     arrived_at: AwareDatetime | None = None
 
 
