@@ -182,30 +182,34 @@ def _evaluate(lines, ev, rules, regions, communities, at, secret, source, on_rej
     return ev
 
 
-#: Events seen within the same minute are evaluated together, at the end of that minute.
-_TICK = 60
+#: Events of the same hour are evaluated together, at the time of the latest of them (never before an
+#: event, never past the hour, so never past a day's end in a zone with a whole-hour offset).
+_TICK = 3600
 
 
 def replayed(
     grouped: dict[str, list[Observation]], rules: Rules, regions: RiskIndex, communities: CommunityIndex, at: datetime
 ) -> dict[str, PersonState]:
     """Each person's state as a live worker would hold it just before `at`, having seen every event at its own time
-    (rounded up to the minute): folded, evaluated, routed and managed event time by event time."""
+    (those of one hour together): folded, evaluated, routed and managed hour by hour."""
     t_at = int(at.timestamp())
     ticks: dict[int, list[tuple[str, Observation]]] = {}
     for key, observations in grouped.items():
         for o in observations:
-            tick = min(-(-o.occurred // _TICK) * _TICK, t_at)
-            ticks.setdefault(tick, []).append((key, o))
+            ticks.setdefault(o.occurred // _TICK, []).append((key, o))
     states: dict[str, PersonState] = {}
     for tick in sorted(ticks):
         mine: dict[str, list[Observation]] = {}
+        seen_at = t_at
+        latest = 0
         for key, o in ticks[tick]:
             mine.setdefault(key, []).append(o)
+            latest = max(latest, o.occurred)
+        seen_at = min(latest, t_at)
         folded = [fold(states.get(key) or new_state(key), obs, horizon=rules.horizon) for key, obs in mine.items()]
-        verdicts = evaluate_many(folded, rules, regions, communities, datetime.fromtimestamp(tick, UTC))
+        verdicts = evaluate_many(folded, rules, regions, communities, datetime.fromtimestamp(seen_at, UTC))
         for state, verdict in zip(folded, verdicts, strict=True):
-            states[state.person_key] = managed(remember(state, route(state.last, verdict)), verdict, rules, tick)[0]
+            states[state.person_key] = managed(remember(state, route(state.last, verdict)), verdict, rules, seen_at)[0]
     return states
 
 

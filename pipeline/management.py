@@ -12,7 +12,7 @@ import functools
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Literal
 
 import msgspec
@@ -101,9 +101,22 @@ def _iso(t: int, tz: tzinfo) -> str:
 
 
 def _local_day(t: int, tz: tzinfo) -> int:
-    return datetime.fromtimestamp(t, tz).date().toordinal()
+    return _day_of_hour(t // 3600, tz) if _whole_hours(tz) else datetime.fromtimestamp(t, tz).date().toordinal()
 
 
+@functools.lru_cache(maxsize=4096)
+def _day_of_hour(hour: int, tz: tzinfo) -> int:
+    return datetime.fromtimestamp(hour * 3600, tz).date().toordinal()
+
+
+@functools.lru_cache(maxsize=64)
+def _whole_hours(tz: tzinfo) -> bool:
+    """True when the zone's offsets are whole hours (Asia/Shanghai): a local day then never starts inside an hour."""
+    probe = datetime(2022, 1, 1, tzinfo=tz), datetime(2022, 7, 1, tzinfo=tz)
+    return all((p.utcoffset() or timedelta(0)).total_seconds() % 3600 == 0 for p in probe)
+
+
+@functools.lru_cache(maxsize=4096)
 def day_start(ordinal: int, tz: tzinfo) -> int:
     """Epoch seconds of midnight (display zone) at the start of a day given as a date ordinal."""
     return int(datetime.combine(date.fromordinal(ordinal), time(0), tzinfo=tz).timestamp())
