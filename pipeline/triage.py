@@ -25,7 +25,7 @@ from pipeline.conditions import Evidence, Facts, Hit
 from pipeline.errors import PipelineError
 from pipeline.events import Reason, TriageMessage
 from pipeline.identity import age_on
-from pipeline.rules import Action, Rules
+from pipeline.rules import CLEAR, Action, Rules
 from pipeline.state import LastVerdict, PersonState
 from pipeline.state import remember as _remember
 
@@ -286,7 +286,7 @@ def message_id_for(person_key: str, case_id: str, action: str, rules_version: st
     return "msg-" + _digest(person_key, case_id, action, rules_version, community)[:24]
 
 
-def route(previous: LastVerdict | None, verdict: Verdict, *, clear_action: str = "clear") -> TriageMessage | None:
+def route(previous: LastVerdict | None, verdict: Verdict, *, clear_action: str = CLEAR) -> TriageMessage | None:
     """A triage message when the action was raised, lowered or cleared, or the person moved to another
     community while flagged; None when nothing changed. A clearance goes to the community holding the case.
     """
