@@ -22,8 +22,8 @@ from geo.communities import Community, CommunityIndex
 from geo.regions import Region, RiskIndex
 from pipeline.errors import RejectedEvent, RulesError
 from pipeline.evaluate import build_states, replayed
-from pipeline.join import managed
 from pipeline.ingest import ingest
+from pipeline.join import managed
 from pipeline.rules import Rules, read_yaml_with_lines
 from pipeline.state import apply_many, new_state, observation_of
 from pipeline.triage import evaluate_many, remember, route
