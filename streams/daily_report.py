@@ -123,10 +123,10 @@ def read_report_inputs(settings: Settings) -> ReportInputs:
     out = ReportInputs()
     prefix = f"{settings.topic_prefix}.triage."
     for topic in (t for t in names if t.startswith(prefix)):
-        read = [m for r in records(topic) if (m := _json(r.value))]
-        out.messages += [m for m in read if m.get("kind", "triage") == "triage" and "case_id" in m]
+        decoded = [m for r in records(topic) if (m := _json(r.value))]
+        out.messages += [m for m in decoded if m.get("kind", "triage") == "triage" and "case_id" in m]
         if ".triage.street." not in topic:
-            out.loop_messages += [m for m in read if m.get("kind") in ("test_overdue", "released")]
+            out.loop_messages += [m for m in decoded if m.get("kind") in ("test_overdue", "released")]
     out.case_events = [e for r in records(settings.topic("case-events")) if (e := _json(r.value))]
     out.dead_letters = [d for r in records(settings.topic("dead-letters")) if (d := _json(r.value))]
     for kind in INPUT_KINDS:
