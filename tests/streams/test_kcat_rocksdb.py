@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from tools.drills import READY_TIMEOUT_S, STREAM_FILES, compare, new_deployment, offline, triage_records, wait_drained
+from tools.drills import (
+    READY_TIMEOUT_S,
+    STREAM_FILES,
+    compare,
+    new_deployment,
+    offline,
+    triage_records,
+    wait_drained,
+)
 
 pytestmark = pytest.mark.kafka
 
