@@ -19,6 +19,7 @@ import orjson
 from geo.communities import CommunityIndex
 from geo.regions import RiskIndex
 from pipeline.errors import PipelineError, RejectedEvent
+from pipeline.contacts import Exposure, trace_states, with_exposures
 from pipeline.events import DeadLetter
 from pipeline.ingest import Observer, dead_letter
 from pipeline.rules import Rules
@@ -47,6 +48,8 @@ class Evaluation:
     person_events: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
     phases: dict[str, float] = field(default_factory=dict)
+    #: Each contact's exposures (person key -> shared places), as the workers find them on the stream.
+    exposures: dict[str, tuple[Exposure, ...]] = field(default_factory=dict)
 
     @property
     def invalid(self) -> int:
@@ -145,6 +148,11 @@ def _evaluate(lines, ev, rules, regions, communities, at, secret, source, on_rej
     started = time.perf_counter()
     ev.verdicts = evaluate_many(list(states.values()), rules, regions, communities, at)
     ev.phases["evaluate_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    ev.exposures = trace_states(states, rules)
+    if ev.exposures:
+        ev.verdicts = [with_exposures(v, ev.exposures.get(v.person_key, ()), rules, at) for v in ev.verdicts]
+    ev.phases["contacts_s"] = time.perf_counter() - started
     return ev
 
 
