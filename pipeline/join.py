@@ -7,12 +7,13 @@ the batch is re-evaluated as is (what a retroactive sweep asks for).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from geo.communities import CommunityIndex
 from geo.regions import RiskIndex
+from pipeline.contacts import Exposure, with_exposures
 from pipeline.events import PersonEvent, TriageMessage
 from pipeline.rules import Rules
 from pipeline.state import PersonState, apply_many
@@ -38,10 +39,17 @@ def step_many(
     regions: RiskIndex,
     communities: CommunityIndex,
     now: datetime,
+    exposures: Mapping[str, Sequence[Exposure]] | None = None,
 ) -> list[Outcome]:
-    """For each (state, events of that person): fold, evaluate once, route once; aligned with `batch`."""
+    """For each (state, events of that person): fold, evaluate once, route once; aligned with `batch`.
+
+    `exposures` (person key -> contact exposures) are folded into those people's verdicts.
+    """
     folded = [apply_many(state, events, horizon=rules.horizon) if events else state for state, events in batch]
     verdicts = evaluate_many(folded, rules, regions, communities, now)
+    if exposures:
+        verdicts = [with_exposures(v, exposures[v.person_key], rules, now) if v.person_key in exposures else v
+                    for v in verdicts]
     outcomes = []
     for (before, events), state, verdict in zip(batch, folded, verdicts, strict=True):
         message = route(state.last, verdict)
