@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ContactRule",
+    "Person",
     "ContactRuleDoc",
     "ContactRules",
     "ContactsDoc",
@@ -38,6 +39,8 @@ __all__ = [
     "Exposure",
     "TraceRequest",
     "candidates",
+    "chain",
+    "chain_geojson",
     "close_request",
     "decode_exposures",
     "decode_request",
@@ -369,3 +372,69 @@ def with_exposures(verdict: Verdict, exposures: Sequence[Exposure], rules: Rules
         rules=tuple(f[0] for f in merged), reasons=tuple(f[1] for f in merged),
     )
 
+
+
+# -- the chain, for the epidemiologist ----------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Person:
+    """Who a contact is, as the chain shows them (masked ID only)."""
+
+    person_key: str
+    masked_id: str
+    name: str
+
+
+def _iso(t: int, tz: tzinfo) -> str:
+    return datetime.fromtimestamp(t, tz).isoformat()
+
+
+def chain(
+    index_key: str,
+    index_masked_id: str,
+    index_places: Sequence[Place],
+    exposures: Mapping[str, Sequence[Exposure]],
+    people: Mapping[str, Person],
+    tz: tzinfo,
+) -> dict:
+    """An index case's chain as JSON: their places and times, each close contact (exposed to the index
+    case) and each secondary contact (exposed to one of those close contacts), with the shared place."""
+    close = {key: [e for e in ex if e.degree == "close" and e.source_key == index_key] for key, ex in exposures.items()}
+    close = {key: ex for key, ex in close.items() if ex}
+    secondary = {key: [e for e in ex if e.degree == "secondary" and e.source_key in close]
+                 for key, ex in exposures.items()}
+    rows = []
+    for degree, found in (("close", close), ("secondary", secondary)):
+        for key, ex in sorted(found.items()):
+            for e in sorted(ex, key=lambda e: e.order):
+                who = people.get(key)
+                rows.append({
+                    "person_key": key, "masked_id": who.masked_id if who else "", "name": who.name if who else "",
+                    "degree": degree, "rule": e.rule, "via_masked_id": e.source_masked_id, "place": e.place,
+                    "lon": e.lon, "lat": e.lat, "from": _iso(e.t_from, tz), "to": _iso(e.t_to, tz),
+                })
+    return {
+        "index": {
+            "person_key": index_key, "masked_id": index_masked_id,
+            "places": [{"kind": p.kind, "place": p.label, "lon": p.lon, "lat": p.lat, "from": _iso(p.t_from, tz),
+                        "to": _iso(p.t_to, tz)} for p in sorted(index_places, key=lambda p: p.order) if p.kind != "origin"],
+        },
+        "contacts": rows,
+        "counts": {"close": len(close), "secondary": sum(1 for ex in secondary.values() if ex)},
+    }
+
+
+def chain_geojson(found: dict) -> dict:
+    """The chain as a GeoJSON FeatureCollection: the index case's places, then one point per shared place."""
+    index = found["index"]
+    features = [
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [p["lon"], p["lat"]]},
+         "properties": {"role": "index", "masked_id": index["masked_id"], "kind": p["kind"], "place": p["place"],
+                        "from": p["from"], "to": p["to"]}}
+        for p in index["places"]
+    ]
+    features += [
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [c["lon"], c["lat"]]},
+         "properties": {"role": c["degree"], **{k: v for k, v in c.items() if k not in ("lon", "lat", "person_key")}}}
+        for c in found["contacts"]
+    ]
+    return {"type": "FeatureCollection", "features": features}

@@ -139,7 +139,8 @@ def deployment_settings(broker: str, *, prefix: str | None = None, **overrides: 
 
 @contextlib.asynccontextmanager
 async def running_worker(
-    settings: Settings, *, web: bool = False, app_id: str | None = None, clock: Callable[[], datetime] | None = None
+    settings: Settings, *, web: bool = False, app_id: str | None = None, clock: Callable[[], datetime] | None = None,
+    ready_within: float = 60,
 ) -> AsyncIterator[Worker]:
     """A started worker whose rules and regions are loaded; stopped on exit. `clock` freezes its notion of now."""
     worker = create_worker(settings, app_id=app_id or f"{settings.topic_prefix}-worker", web_enabled=web)
@@ -147,7 +148,7 @@ async def running_worker(
         worker.runtime.clock = clock
     await worker.app.start()
     try:
-        await asyncio.wait_for(worker.agents.control_ready.wait(), 60)
+        await asyncio.wait_for(worker.agents.control_ready.wait(), ready_within)
         yield worker
     finally:
         await worker.app.stop()

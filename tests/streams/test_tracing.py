@@ -61,6 +61,7 @@ def _push(bus: Bus, docs: list[dict]) -> None:
 
 
 @pytest.mark.parametrize("positive_first", [False, True], ids=["positive-after-places", "positive-before-places"])
+@pytest.mark.timeout(600)
 def test_positive_result_triages_every_contact_with_rule_and_masked_index(deployment: Settings, positive_first: bool) -> None:
     docs = _trip()
     if positive_first:
@@ -69,7 +70,7 @@ def test_positive_result_triages_every_contact_with_rule_and_masked_index(deploy
 
     async def scenario() -> tuple[list[dict], list[dict]]:
         bus = Bus(deployment)
-        async with running_worker(deployment, clock=lambda: AT) as worker:
+        async with running_worker(deployment, clock=lambda: AT, ready_within=240) as worker:
             counts = worker.agents.counts
             _push(bus, docs)
             assert await wait_until(lambda: counts["joined"] >= counts["person_events"] == 11, 90), counts
