@@ -23,6 +23,7 @@ from geo.draw import community_map_svg
 from pipeline.reports import zone_label
 from streams.access import SESSION_COOKIE, SESSION_SECONDS, Denied
 from streams.agents import Agents
+from streams.contact_views import index_cases
 from streams.api import community_cases, dashboard_data, gate_of, map_levels_of, recovering
 from streams.runtime import utc_now
 
@@ -170,7 +171,8 @@ def register_pages(app: faust.App, agents: Agents) -> None:
             response = _html("dashboard.html", status=503 if data["recovering"] else 200, request=request,
                              zone=rt.settings.zone, data=data, svg=svg, street_svg=street_svg, grant=grant,
                              levels=levels, today=today, open=gate.mode == "open",
-                             count_regions=len(regions), recovering=recovering(agents))
+                             count_regions=len(regions), recovering=recovering(agents),
+                             index_cases=index_cases(agents))
             if data["recovering"]:
                 response.headers["Retry-After"] = "2"
             return response
