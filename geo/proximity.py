@@ -93,15 +93,23 @@ def near_in_time(
         lo_y, hi_y = float(y.min() - dy), float(y.max() + dy)
         t_lo, t_hi = int((a + min_overlap_s).min()), int((b - min_overlap_s).max())
         for key, hx, hy, ha, hb in store.chunks():
-            cand = np.flatnonzero((hb >= t_lo) & (ha <= t_hi) & (hy >= lo_y) & (hy <= hi_y) & (hx >= lo_x) & (hx <= hi_x))
+            # time first: most held places ended before the queries began, so one pass drops them all
+            cand = np.flatnonzero(hb >= t_lo)
+            if cand.size == 0:
+                continue
+            ca = ha[cand]
+            cx, cy = hx[cand], hy[cand]
+            cand = cand[(ca <= t_hi) & (cy >= lo_y) & (cy <= hi_y) & (cx >= lo_x) & (cx <= hi_x)]
             if cand.size == 0:
                 continue
             cx, cy, ca, cb = hx[cand], hy[cand], ha[cand], hb[cand]
             for q in range(len(x)):
-                box = np.flatnonzero(
-                    (np.abs(cy - y[q]) <= dy) & (np.abs(cx - x[q]) <= dx[q])
-                    & (np.minimum(cb, b[q]) - np.maximum(ca, a[q]) >= min_overlap_s)
-                )
+                # a narrow band of longitude first (one pass), then latitude and time on the few in it
+                box = np.flatnonzero(np.abs(cx - x[q]) <= dx[q])
+                if box.size == 0:
+                    continue
+                box = box[(np.abs(cy[box] - y[q]) <= dy)
+                          & (np.minimum(cb[box], b[q]) - np.maximum(ca[box], a[q]) >= min_overlap_s)]
                 if box.size == 0:
                     continue
                 dist = distance_m(x[q], y[q], cx[box], cy[box])

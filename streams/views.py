@@ -50,6 +50,7 @@ def status(agents: Agents) -> dict[str, Any]:
         "places": len(rt.places),
         "recovered": agents.app.tables.recovery.completed.is_set(),
         "counts": dict(agents.counts),
+        "tracing": dict(agents.tracing.counts) if agents.tracing is not None else {},
         "refusals": list(rt.refusals[-10:]),
     }
 
