@@ -212,13 +212,14 @@ def first_close(exposures: Sequence[Exposure]) -> Exposure | None:
 
 
 def secondary_request(state: PersonState, exposures: Sequence[Exposure], contacts: ContactRules) -> TraceRequest | None:
-    """What to search from for a close contact: their places since their first exposure."""
+    """What to search from for a close contact: their places after their first exposure ended (the people
+    they shared that exposure with are contacts of the index case, not through them)."""
     first = first_close(exposures)
     if first is None or not contacts.of("secondary"):
         return None
-    places = tuple(p for p in state.places if p.t_to >= first.t_from and p.kind != "origin")
+    places = tuple(p for p in state.places if p.t_to > first.t_to and p.kind != "origin")
     return TraceRequest("secondary", state.person_key, state.masked_id, first.source_key, first.index_masked_id,
-                        first.t_from, places)
+                        first.t_to + 1, places)
 
 
 # -- search -----------------------------------------------------------------------------------

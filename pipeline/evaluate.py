@@ -18,8 +18,8 @@ import orjson
 
 from geo.communities import CommunityIndex
 from geo.regions import RiskIndex
-from pipeline.errors import PipelineError, RejectedEvent
 from pipeline.contacts import Exposure, trace_states, with_exposures
+from pipeline.errors import PipelineError, RejectedEvent
 from pipeline.events import DeadLetter
 from pipeline.ingest import Observer, dead_letter
 from pipeline.rules import Rules

@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from pipeline.contacts import ContactRule, ContactRules, ContactsDoc
 from pipeline.conditions import Compiled, ConditionProblem, Windows, compile_condition
+from pipeline.contacts import ContactRule, ContactRules, ContactsDoc
 from pipeline.errors import RulesError
 
 __all__ = [

@@ -19,11 +19,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import socket
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -172,8 +175,11 @@ async def _latency(broker: str, tracked: int) -> dict[str, Any]:
 
     prefix = f"benchc{uuid.uuid4().hex[:8]}"
     url = f"memory://{prefix}" if broker == "memory" else broker
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
     settings = load_settings(broker=url, topic_prefix=prefix, partitions=4, insecure_demo_secret=True,
-                             web_port=0, data_dir=f"/tmp/{prefix}")
+                             web_port=port, data_dir=Path(tempfile.mkdtemp(prefix=f"epiflow-{prefix}-")))
     worker = create_worker(settings, web_enabled=False)
     await worker.app.start()
     producer = None
@@ -213,13 +219,15 @@ async def _latency(broker: str, tracked: int) -> dict[str, Any]:
         _background(extra, 3 * tracked, int(now.timestamp()), rng, people_places=3)
         rt.places = extra
         held_s = time.perf_counter() - started
+        sent_to: set[str] = set()
+        worker.agents.listeners.append(lambda message, _: sent_to.add(message.person_key))
         t0 = send("nat-results", positive)
         tracing = worker.agents.tracing.counts
         deadline = time.monotonic() + 300
-        seen: dict[str, float] = {}
-        while time.monotonic() < deadline and len(seen) < len(contact_keys):
+        while time.monotonic() < deadline and not contact_keys <= sent_to:
             await asyncio.sleep(0.05)
-            seen = _contact_messages(worker, settings, contact_keys, t0, producer is not None)
+        await asyncio.sleep(0.5)
+        seen = _contact_messages(worker, settings, contact_keys, t0, producer is not None)
         latencies = sorted(seen.values())
         return {
             "broker": "memory://" if url.startswith("memory://") else "kafka",
