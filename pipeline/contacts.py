@@ -39,6 +39,7 @@ __all__ = [
     "Exposure",
     "TraceRequest",
     "candidates",
+    "candidates_many",
     "chain",
     "chain_geojson",
     "close_request",
@@ -226,23 +227,45 @@ def secondary_request(state: PersonState, exposures: Sequence[Exposure], contact
 def candidates(request: TraceRequest, store: PlaceStore, contacts: ContactRules) -> list[str]:
     """Person keys with a held place near one of the request's places at an overlapping time (sorted);
     `match` decides which of them are contacts. Vectorised over the store."""
-    rules = contacts.of(request.degree)
-    found: set[str] = set()
-    scans = [p for p in request.places if p.kind == "scan" and p.t_to >= request.not_before]
-    if scans and any(r.same == "vehicle" for r in rules):
-        near = near_in_time(store, [p.lon for p in scans], [p.lat for p in scans], [p.t_from for p in scans],
-                            [p.t_to for p in scans], radius_m=_SAME_SCAN_M, min_overlap_s=0)
-        found.update(keys_of(near.key).tolist())
-    stays = [r for r in rules if r.same == "place"]
-    stops = [p for p in request.places if p.kind == "stop" and p.t_to >= request.not_before]
-    if stops and stays:
-        near = near_in_time(store, [p.lon for p in stops], [p.lat for p in stops], [p.t_from for p in stops],
-                            [p.t_to for p in stops], radius_m=max(r.within_m for r in stays),
-                            min_overlap_s=min(r.overlap_s for r in stays))
-        found.update(keys_of(near.key).tolist())
-    found.discard(request.source_key)
-    found.discard(request.index_key)
-    return sorted(found)
+    return candidates_many([request], store, contacts)[0]
+
+
+def candidates_many(requests: Sequence[TraceRequest], store: PlaceStore, contacts: ContactRules) -> list[list[str]]:
+    """`candidates` for several requests at once, aligned with them: one pass over the store per kind of
+    place searched (scans for vehicles, stays for places), whatever the number of requests."""
+    found: list[set[str]] = [set() for _ in requests]
+    for degree in ("close", "secondary"):
+        rules = contacts.of(degree)  # type: ignore[arg-type]
+        mine = [i for i, r in enumerate(requests) if r.degree == degree]
+        if not rules or not mine:
+            continue
+        stays = [r for r in rules if r.same == "place"]
+        searches = []
+        if any(r.same == "vehicle" for r in rules):
+            searches.append(("scan", _SAME_SCAN_M, 0))
+        if stays:
+            searches.append(("stop", max(r.within_m for r in stays), min(r.overlap_s for r in stays)))
+        for kind, radius, overlap in searches:
+            owner: list[int] = []
+            places: list[Place] = []
+            for i in mine:
+                ps = [p for p in requests[i].places if p.kind == kind and p.t_to >= requests[i].not_before]
+                owner += [i] * len(ps)
+                places += ps
+            if not places:
+                continue
+            near = near_in_time(store, [p.lon for p in places], [p.lat for p in places], [p.t_from for p in places],
+                                [p.t_to for p in places], radius_m=radius, min_overlap_s=overlap)
+            if not len(near):
+                continue
+            for key, q in zip(keys_of(near.key).tolist(), near.query.tolist(), strict=True):
+                found[owner[q]].add(key)
+    out = []
+    for request, keys in zip(requests, found, strict=True):
+        keys.discard(request.source_key)
+        keys.discard(request.index_key)
+        out.append(sorted(keys))
+    return out
 
 
 def match(request: TraceRequest, state: PersonState, contacts: ContactRules) -> list[Exposure]:

@@ -190,41 +190,58 @@ class Tracing:
 
     # -- every worker: read requests, search the places held here -----------------------------
     async def follow(self) -> None:
-        """Read the trace topic from its start, then follow it; each request searches this worker's places."""
+        """Read the trace topic from its start, then follow it; requests that arrive together are searched
+        together against this worker's places (one pass over the store for all of them)."""
         rt = self.agents.runtime
         feed = control_log_for(rt.settings, self.topic)
         await feed.start()
         self.ready.set()
+        queue: asyncio.Queue[tuple[bytes | None, bytes | None]] = asyncio.Queue()
+        searching = asyncio.ensure_future(self._search_queued(queue))
         try:
             if rt.rules is None:
                 await self.agents.control_ready.wait()
-            for key, value in await feed.read_to_end():
-                await self._read(key, value)
-            async for key, value in feed.follow():
-                await self._read(key, value)
+            for record in await feed.read_to_end():
+                queue.put_nowait(record)
+            async for record in feed.follow():
+                queue.put_nowait(record)
         finally:
+            searching.cancel()
             await feed.stop()
 
-    async def _read(self, key: bytes | None, value: bytes | None) -> None:
+    async def _search_queued(self, queue: asyncio.Queue) -> None:
+        while True:
+            batch = [await queue.get()]
+            while not queue.empty():
+                batch.append(queue.get_nowait())
+            requests = [r for r in (self._read(key, value) for key, value in batch) if r is not None]
+            if not requests:
+                continue
+            try:
+                await asyncio.gather(*await self.search_many(requests))
+            except Exception:  # one batch of requests never stops the reader
+                log.exception("trace search failed topic=%s requests=%d", self.topic, len(requests))
+
+    def _read(self, key: bytes | None, value: bytes | None) -> TraceRequest | None:
         self.counts["requests_read"] += 1
         if key is None or value is None:
-            return
+            return None
         try:
             request = decode_request(value)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             log.error("trace request refused topic=%s reason=%s", self.topic, type(exc).__name__)
-            return
+            return None
         self.requests[request.topic_key] = request
         self._held = None
-        try:
-            deliveries = await self.search(request)
-            await asyncio.gather(*deliveries)
-        except Exception:  # one request never stops the reader
-            log.exception("trace search failed topic=%s degree=%s", self.topic, request.degree)
+        return request
 
     async def search(self, request: TraceRequest) -> list[Awaitable[Any]]:
         """The request's contacts among the people this worker holds; each gets a contact record."""
-        from pipeline.contacts import candidates
+        return await self.search_many([request])
+
+    async def search_many(self, requests: Sequence[TraceRequest]) -> list[Awaitable[Any]]:
+        """Each request's contacts among the people this worker holds; one contact record per contact and request."""
+        from pipeline.contacts import candidates_many
 
         rt = self.agents.runtime
         if rt.rules is None or rt.rules.contacts is None:
@@ -233,16 +250,19 @@ class Tracing:
         persons = self.agents.persons
         deliveries = []
         found = 0
-        for person_key in candidates(request, rt.places, rt.rules.contacts):
-            key = person_key.encode()
-            raw = persons.get_in(key, persons.partition_for_key(key))
-            if not raw:
-                continue
-            hits = match(request, state_from_bytes(raw), rt.rules.contacts)
-            if hits:
-                found += 1
-                deliveries.append(await self._send_contact(person_key, hits))
+        states: dict[str, PersonState | None] = {}
+        for request, keys in zip(requests, candidates_many(requests, rt.places, rt.rules.contacts), strict=True):
+            for person_key in keys:
+                if person_key not in states:
+                    key = person_key.encode()
+                    raw = persons.get_in(key, persons.partition_for_key(key))
+                    states[person_key] = state_from_bytes(raw) if raw else None
+                state = states[person_key]
+                hits = match(request, state, rt.rules.contacts) if state is not None else []
+                if hits:
+                    found += 1
+                    rt.metrics.contacts_found.labels(degree=request.degree).inc()
+                    deliveries.append(await self._send_contact(person_key, hits))
         rt.metrics.contact_search_seconds.observe(asyncio.get_running_loop().time() - started)
-        rt.metrics.contacts_found.labels(degree=request.degree).inc(found)
-        log.info("trace degree=%s places=%d held=%d contacts=%d", request.degree, len(request.places), len(rt.places), found)
+        log.info("trace requests=%d held=%d contacts=%d", len(requests), len(rt.places), found)
         return deliveries
