@@ -25,8 +25,8 @@ from geo.communities import CommunityIndex
 from pipeline.report_page import reports_html
 from pipeline.reports import DailyReports, daily_reports, zone_label
 from pipeline.settings import Settings
-from streams.access import Denied
 from streams.api import gate_of, problem
+from streams.errors import Denied
 from streams.pages import page_lang
 from streams.topics import INPUT_KINDS
 
