@@ -35,8 +35,9 @@ __all__ = [
     "verify_session",
 ]
 
-Role = Literal["checkpoint", "lab", "community", "admin"]
-ROLES: tuple[str, ...] = ("checkpoint", "lab", "community", "admin")
+#: `site`: the staff of a designated hospital or isolation site, who record the person's reception
+Role = Literal["checkpoint", "lab", "community", "site", "admin"]
+ROLES: tuple[str, ...] = ("checkpoint", "lab", "community", "site", "admin")
 _HASH_PREFIX = "sha256:"
 _TOKEN_PREFIX = "epf_"
 
