@@ -18,7 +18,7 @@ from pipeline.compliance import (
 from pipeline.errors import KeyGroupsError, RejectedEvent
 from pipeline.key_groups import parse_key_groups
 from pipeline.rosters import entry_from_json, entry_to_json, roster_entry, roster_rows
-from tests.key_group_data import A, B, C, D, GROUPS_YAML, MASKED, results, roster_csv
+from tests.key_group_data import GROUPS_YAML, MASKED, A, B, C, D, results, roster_csv
 
 CST = timezone(timedelta(hours=8))
 AT = datetime(2022, 6, 20, 12, 0, tzinfo=CST)

@@ -9,7 +9,7 @@ import orjson
 from typer.testing import CliRunner
 
 from streams.cli import root
-from tests.key_group_data import A, B, C, D, GROUPS_YAML, MASKED, results, roster_csv
+from tests.key_group_data import GROUPS_YAML, MASKED, A, B, C, D, results, roster_csv
 
 AT = datetime.now(timezone(timedelta(hours=8))).replace(microsecond=0) - timedelta(days=1)
 
