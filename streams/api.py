@@ -392,6 +392,15 @@ def register_api(app: faust.App, agents: Agents) -> None:
                 return recovering_problem()
             return ok(dashboard_data(agents))
 
+    @app.page("/api/key-groups")
+    class KeyGroupsView(View):
+        @guarded
+        async def get(self, request: Request) -> Response:
+            gate.require(request, "admin")
+            if recovering(agents):
+                return recovering_problem()
+            return ok(agents.key_groups.figures())
+
 
 def _mixed_decision(done: list[Any], rules: Any) -> dict[str, Any]:
     """Decision from local verdicts and remote verdict JSON (cluster case)."""
@@ -571,4 +580,5 @@ def dashboard_data(agents: Agents) -> dict[str, Any]:
         "dead_letters_by_reason": {k: int(v) for k, v in sorted(dead.items())},
         "latency_mean_ms": round(1000 * latency["sum"] / latency["count"], 1) if latency["count"] else None,
         "latency_count": latency["count"], "rules_version": rt.rules_version,
+        "key_groups": agents.key_groups.figures() if agents.key_groups is not None else None,
     }
