@@ -66,3 +66,29 @@ def results(at: datetime) -> list[bytes]:
         nat("n-c", C, at - timedelta(hours=4), "positive"),
         nat("n-d", D, at - timedelta(hours=72)),
     ]
+
+
+def registry_csv() -> str:
+    """Cold-store Co. registers two trucks and staff A and B; Port Co. one truck."""
+    return "\n".join([
+        "enterprise,enterprise_name,kind,value,name",
+        "E01,冷库公司,vehicle,浙A·12345,",
+        "E01,冷库公司,vehicle,浙A·67890,",
+        f"E01,冷库公司,staff,{A},张伟",
+        f"E01,冷库公司,staff,{B},李娜",
+        "E02,港口公司,vehicle,浙B-11111,",
+        "",
+    ])
+
+
+def scan(eid: str, at: datetime, plate: str | None, people: list[str]) -> bytes:
+    doc: dict = {
+        "type": "checkpoint_scan", "event_id": eid, "checkpoint_id": "cp-01", "scanned_at": at.isoformat(),
+        "location": {"lon": 120.30051409089091, "lat": 30.435743},
+        "people": [{"id_number": who, "name": "某人", "phone": "13900139000", "role": "driver" if i == 0 else "passenger"}
+                   for i, who in enumerate(people)],
+    }
+    if plate is not None:
+        doc["vehicle"] = {"plate": plate, "origin": {"lon": 120.2, "lat": 30.3, "place": "杭州"},
+                          "departed_at": (at - timedelta(hours=2)).isoformat()}
+    return orjson.dumps(doc)

@@ -15,6 +15,10 @@ if TYPE_CHECKING:
     from pipeline.rosters import RosterEntry
 
 
+#: How far back a checkpoint scan still counts when coverage is computed for a past day.
+REPORT_LOOKBACK = timedelta(days=366)
+
+
 def _fail(message: str, code: int = 1) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
@@ -141,6 +145,71 @@ def _roster_entries(
     return entries, refused
 
 
+def _register(
+    file: Path = typer.Argument(..., help="registry CSV: enterprise,enterprise_name,kind,value,name (kind vehicle|staff)"),
+    broker: str = typer.Option(None, help="kafka://host:port"),
+) -> None:
+    """Validate a key-enterprise registry (fleet plates, staff), then publish one record per enterprise."""
+    from kafka.errors import KafkaError
+
+    from pipeline.coverage import enterprise_to_json, parse_registry
+    from pipeline.errors import PipelineError
+    from pipeline.settings import load_settings
+    from streams.publish import send_records
+
+    try:
+        settings = load_settings(broker=broker, insecure_demo_secret=True)
+        enterprises, refused = parse_registry(file.read_text(encoding="utf-8"), file.name, secret=settings.secret_bytes)
+        if refused:
+            for row in refused:
+                typer.echo(f"refused: {row['detail']} ({row['reason']})", err=True)
+            _fail(f"{file}: registry refused ({len(refused)} bad row(s)); nothing was published")
+        topic = settings.topic("key-enterprises")
+        count = send_records(settings, topic, [(e.id.encode(), enterprise_to_json(e)) for e in enterprises])
+    except (PipelineError, OSError, UnicodeDecodeError) as exc:
+        _fail(str(exc))
+    except KafkaError as exc:
+        _fail(f"Kafka refused or did not answer: {type(exc).__name__}: {exc}")
+    typer.echo(f"published {count} enterprise registration(s) to {topic}")
+
+
+def _coverage(
+    registry: Path = typer.Option(..., "--registry", help="registry CSV: enterprise,enterprise_name,kind,value,name"),
+    events: Path = typer.Option(..., "--events", help="JSONL file of raw input events (checkpoint scans)"),
+    day: str = typer.Option(..., "--day", help="YYYY-MM-DD in the display zone"),
+    as_json: bool = typer.Option(False, "--json", help='print {"coverage": [...]} as JSON'),
+) -> None:
+    """Per key enterprise, on DAY: vehicles and staff checked at a checkpoint, and the unchecked ones."""
+    from datetime import date
+
+    from pipeline.coverage import check_of_scan, coverage, coverage_json, parse_registry
+    from pipeline.errors import PipelineError
+    from pipeline.evaluate import read_lines
+    from pipeline.settings import load_settings
+
+    try:
+        settings = load_settings(insecure_demo_secret=True)
+        when = date.fromisoformat(day)
+        enterprises, refused = parse_registry(registry.read_text(encoding="utf-8"), registry.name,
+                                              secret=settings.secret_bytes)
+        now = datetime.now(UTC)
+        checks = [c for raw in read_lines(events) if (c := check_of_scan(
+            raw, secret=settings.secret_bytes, now=now, lookback=REPORT_LOOKBACK)) is not None]
+    except ValueError:
+        _fail(f"--day was {day!r} but is expected to be YYYY-MM-DD")
+    except (PipelineError, OSError) as exc:
+        _fail(str(exc))
+    for row in refused:
+        typer.echo(f"refused: {row['detail']} ({row['reason']})", err=True)
+    rows = coverage(enterprises, checks, when, settings.zone)
+    if as_json:
+        sys.stdout.write(orjson.dumps({"coverage": coverage_json(rows), "refused": refused}).decode() + "\n")
+        return
+    for c in rows:
+        typer.echo(f"{c.enterprise:<16} vehicles {c.vehicles_checked}/{c.vehicles}  people {c.people_checked}/{c.people}"
+                   f"  unchecked: {' '.join(c.unchecked_plates + c.unchecked_people) or '-'}")
+
+
 def register(root: typer.Typer) -> None:
     """Add the `groups` command group."""
     groups = typer.Typer(help="Key groups: testing cadences, rosters and compliance.", no_args_is_help=True)
@@ -148,4 +217,6 @@ def register(root: typer.Typer) -> None:
     groups.command("publish")(_publish)
     groups.command("load")(_load)
     groups.command("status")(_status)
+    groups.command("register")(_register)
+    groups.command("coverage")(_coverage)
     root.add_typer(groups, name="groups")
