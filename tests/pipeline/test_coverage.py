@@ -7,9 +7,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pipeline.coverage import check_of_scan, coverage, enterprise_from_json, enterprise_to_json, parse_registry
+from pipeline.coverage import (
+    check_of_scan,
+    coverage,
+    enterprise_from_json,
+    enterprise_to_json,
+    parse_registry,
+)
 from pipeline.errors import KeyGroupsError
-from tests.key_group_data import A, B, MASKED, registry_csv, scan
+from tests.key_group_data import MASKED, A, B, registry_csv, scan
 
 ZONE = ZoneInfo("Asia/Shanghai")
 SECRET = b"coverage-test-secret-0123456789"

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from pipeline.rosters import roster_rows
 from pipeline.settings import Settings
 from streams.cli import root
-from tests.key_group_data import A, GROUPS_YAML, results, roster_csv
+from tests.key_group_data import GROUPS_YAML, A, results, roster_csv
 from tests.streams.api_helpers import write_access
 from tests.streams.harness import Bus, cleanup, deployment_settings, running_worker, wait_until
 
