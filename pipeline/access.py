@@ -35,8 +35,8 @@ __all__ = [
     "verify_session",
 ]
 
-Role = Literal["checkpoint", "lab", "community", "admin"]
-ROLES: tuple[str, ...] = ("checkpoint", "lab", "community", "admin")
+Role = Literal["checkpoint", "lab", "community", "enterprise", "admin"]
+ROLES: tuple[str, ...] = ("checkpoint", "lab", "community", "enterprise", "admin")
 _HASH_PREFIX = "sha256:"
 _TOKEN_PREFIX = "epf_"
 

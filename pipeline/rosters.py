@@ -45,16 +45,20 @@ class RosterEntry:
     enrolled_at: str
 
 
-def roster_rows(text: str, source: str, *, enterprise: str = "", submitted_at: datetime) -> list[bytes]:
+def roster_rows(
+    text: str, source: str, *, enterprise: str = "", submitted_at: datetime, group: str | None = None
+) -> list[bytes]:
     """The row documents of a roster file, one per non-blank data line, with its line number; unvalidated.
 
-    Raises `KeyGroupsError` when the header is not `group,id_number,name,phone,community`.
+    With `group` (a roster posted for one group) the file has no `group` column. Raises `KeyGroupsError`
+    when the header is not `group,id_number,name,phone,community` (without `group,` when `group` is given).
     """
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""))
     header = next(reader, None)
-    if header is None or tuple(h.strip() for h in header) != COLUMNS:
+    expected = COLUMNS if group is None else COLUMNS[1:]
+    if header is None or tuple(h.strip() for h in header) != expected:
         shown = redact_ids(",".join(header or [])[:120])
-        raise KeyGroupsError(f"{source}:1: the header was {shown!r} but is expected to be {','.join(COLUMNS)!r}")
+        raise KeyGroupsError(f"{source}:1: the header was {shown!r} but is expected to be {','.join(expected)!r}")
     rows = []
     for cells in reader:
         line = reader.line_num
@@ -62,7 +66,7 @@ def roster_rows(text: str, source: str, *, enterprise: str = "", submitted_at: d
             continue
         rows.append(orjson.dumps({
             "type": ROW_TYPE, "source": source, "line": line, "enterprise": enterprise,
-            "submitted_at": submitted_at.isoformat(), "cells": cells,
+            "submitted_at": submitted_at.isoformat(), "cells": cells if group is None else [group, *cells],
         }))
     return rows
 

@@ -392,6 +392,14 @@ def register_api(app: faust.App, agents: Agents) -> None:
                 return recovering_problem()
             return ok(dashboard_data(agents))
 
+    @app.page("/api/key-groups/{group}/roster")
+    class RosterView(View):
+        @guarded
+        async def post(self, request: Request, group: str) -> Response:
+            grant = gate.require(request, "enterprise")
+            require_ready(agents)
+            return ok(await post_roster(agents, request, group, grant), 202)
+
     @app.page("/api/key-groups")
     class KeyGroupsView(View):
         @guarded
@@ -400,6 +408,34 @@ def register_api(app: faust.App, agents: Agents) -> None:
             if recovering(agents):
                 return recovering_problem()
             return ok(agents.key_groups.figures())
+
+
+async def post_roster(agents: Agents, request: Any, group: str, grant: Any) -> dict[str, Any]:
+    """Rows of a CSV roster (`id_number,name,phone,community`) onto the roster topic, for the caller's enterprise.
+
+    The workers validate each row as they do a loaded roster: a bad row is dead-lettered with its line and reason.
+    """
+    from pipeline.errors import KeyGroupsError
+    from pipeline.rosters import roster_rows
+
+    kg = agents.key_groups
+    if kg.groups is None or kg.groups.get(group) is None:
+        known = ", ".join(kg.groups.ids) if kg.groups else "none yet"
+        raise ApiProblem(404, f"no key group {group!r} (known: {known})")
+    enterprise = grant.subject or request.query.get("enterprise", "")
+    if not enterprise:
+        raise ApiProblem(422, "an admin posting a roster names the enterprise: ?enterprise=ID")
+    body = await read_body(request)
+    try:
+        text = body.decode("utf-8")
+        rows = roster_rows(text, f"{enterprise}/{group}.csv", enterprise=enterprise, submitted_at=utc_now(), group=group)
+    except UnicodeDecodeError:
+        raise ApiProblem(415, "the roster must be UTF-8 CSV text") from None
+    except KeyGroupsError as exc:
+        raise ApiProblem(422, str(exc)) from None
+    for row in rows:
+        await kg.rosters_topic.send(value=row)
+    return {"accepted": len(rows), "group": group, "enterprise": enterprise}
 
 
 def _mixed_decision(done: list[Any], rules: Any) -> dict[str, Any]:
