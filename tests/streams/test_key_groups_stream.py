@@ -86,7 +86,7 @@ def test_dashboard_figures_equal_the_offline_command_and_a_reminder_comes_once(
 
     async def scenario() -> None:
         bus = Bus(settings)
-        async with running_worker(settings, web=True, clock=lambda: clock[0]) as worker:
+        async with running_worker(settings, web=True, clock=lambda: clock[0], ready_within=300) as worker:
             kg = worker.agents.key_groups
             assert await wait_until(lambda: kg.groups is not None, 30)
             _load_roster(settings, bus, tmp_path / "roster.csv")
