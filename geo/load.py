@@ -7,6 +7,7 @@ repair is kept and reported with a `GeometryRepairedWarning` through `warnings.w
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from collections.abc import Mapping
@@ -36,6 +37,7 @@ from geo.regions import LEVEL_CODE, LEVELS, Region
 
 __all__ = ["load_regions", "load_communities", "load_checkpoints", "region_from_feature", "region_to_feature"]
 
+log = logging.getLogger(__name__)
 _WGS84 = CRS.from_epsg(4326)
 # Shapefile field names stop at 10 characters, so the time fields may come under a short name.
 _ALIASES = {"effective_from": ("eff_from", "valid_from"), "effective_until": ("eff_until", "valid_until")}
@@ -67,14 +69,16 @@ def _read(path: str | Path, error: type[GeoFileError]) -> gpd.GeoDataFrame:
     except Exception as exc:  # pyogrio raises its own DataSourceError family
         raise error(f"{p}: cannot be read as a vector file: {exc}", path=str(p)) from exc
     if frame.crs is not None and not CRS(frame.crs).equals(_WGS84, ignore_axis_order=True):
+        declared = frame.crs.to_string()
         try:
             frame = frame.to_crs(_WGS84)
         except Exception as exc:
             raise error(
-                f"{p}: CRS {frame.crs.to_string()!r} cannot be reprojected to 'EPSG:4326': {exc}",
+                f"{p}: CRS {declared!r} cannot be reprojected to 'EPSG:4326': {exc}",
                 path=str(p),
                 problem="crs",
             ) from exc
+        log.info("reprojected path=%s from_crs=%s to_crs=EPSG:4326 features=%d", p, declared, len(frame))
     return frame
 
 
@@ -96,43 +100,23 @@ def _checked_geometries(
     out = np.array(geoms, dtype=object)
     for i, g in enumerate(out):
         if g is None or g.is_empty:
-            raise error(
-                f"{_where(path, i, ids[i])}: has no geometry",
-                path=path,
-                index=i,
-                feature_id=_id_or_none(ids[i]),
-                problem="no-geometry",
-            )
+            raise _feature_error(error, path, i, ids[i], "no-geometry",
+                f"{_where(path, i, ids[i])}: has no geometry")
         if g.geom_type not in _POLYGONAL:
-            raise error(
-                f"{_where(path, i, ids[i])}: geometry is {g.geom_type!r}, expected Polygon or MultiPolygon",
-                path=path,
-                index=i,
-                feature_id=_id_or_none(ids[i]),
-                problem="geometry-type",
-            )
+            raise _feature_error(error, path, i, ids[i], "geometry-type",
+                f"{_where(path, i, ids[i])}: geometry is {g.geom_type!r}, expected Polygon or MultiPolygon")
     for i, g in enumerate(out):
         if not np.isfinite(shapely.get_coordinates(g)).all():
-            raise error(
-                f"{_where(path, i, ids[i])}: geometry has a NaN or infinite coordinate",
-                path=path,
-                index=i,
-                feature_id=_id_or_none(ids[i]),
-                problem="invalid-geometry",
-            )
+            raise _feature_error(error, path, i, ids[i], "invalid-geometry",
+                f"{_where(path, i, ids[i])}: geometry has a NaN or infinite coordinate")
     valid = shapely.is_valid(out)
     for i in np.flatnonzero(~valid).tolist():
         reason = shapely.is_valid_reason(out[i])
         repaired = _polygonal_part(shapely.make_valid(out[i]))
         if repaired is None:
-            raise error(
+            raise _feature_error(error, path, i, ids[i], "invalid-geometry",
                 f"{_where(path, i, ids[i])}: invalid geometry ({reason}) and nothing polygonal is left "
-                "after make_valid; redraw it",
-                path=path,
-                index=i,
-                feature_id=_id_or_none(ids[i]),
-                problem="invalid-geometry",
-            )
+                "after make_valid; redraw it")
         warnings.warn(
             GeometryRepairedWarning(
                 f"{_where(path, i, ids[i])}: invalid geometry ({reason}) repaired with make_valid"
@@ -141,6 +125,13 @@ def _checked_geometries(
         )
         out[i] = repaired
     return out
+
+
+def _feature_error(
+    error: type[GeoFileError], path: str, index: int, feature_id: Any, problem: str, message: str
+) -> GeoFileError:
+    """The file error for one feature, located by path, index and id."""
+    return error(message, path=path, index=index, feature_id=_id_or_none(feature_id), problem=problem)
 
 
 def _id_or_none(value: Any) -> str | None:
@@ -169,13 +160,8 @@ def _require(
             )
         for i, value in enumerate(frame[name].tolist()):
             if _missing(value):
-                raise error(
-                    f"{_where(path, i, ids[i])}: missing required property {name!r}",
-                    path=path,
-                    index=i,
-                    feature_id=_id_or_none(ids[i]),
-                    problem="missing-property",
-                )
+                raise _feature_error(error, path, i, ids[i], "missing-property",
+                    f"{_where(path, i, ids[i])}: missing required property {name!r}")
 
 
 def _unique(ids: list[str], path: str, field: str, error: type[GeoFileError]) -> None:

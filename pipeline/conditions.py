@@ -14,6 +14,9 @@ from typing import Any
 
 import msgspec
 
+from geo.regions import LEVEL_CODE, LEVEL_NAME
+from geo.regions import LEVELS as REGION_LEVELS
+from pipeline.errors import PipelineError
 from pipeline.state import PersonState, Place
 
 __all__ = [
@@ -29,15 +32,16 @@ __all__ = [
     "compile_condition",
 ]
 
-LEVELS: dict[str, int] = {"low": 1, "medium": 2, "high": 3}
-LEVEL_NAMES: dict[int, str] = {v: k for k, v in LEVELS.items()}
+#: risk level names and their codes, as the region index holds them
+LEVELS: dict[str, int] = LEVEL_CODE
+LEVEL_NAMES: dict[int, str] = LEVEL_NAME
 ROLES = ("driver", "passenger", "pedestrian", "traveler")
 EVENT_KINDS = ("declaration", "checkpoint_scan", "nat_result")
 _DAY = 86_400
 _HOUR = 3_600
 
 
-class ConditionProblem(Exception):
+class ConditionProblem(PipelineError):
     """A condition that does not validate: `path` locates it inside `when`, the message says why."""
 
     def __init__(self, path: tuple[str | int, ...], message: str) -> None:
@@ -141,7 +145,7 @@ def _levels(value: Any, path: tuple) -> frozenset[int]:
     for i, name in enumerate(names):
         if name not in LEVELS:
             where = path + (i,) if isinstance(value, list) else path
-            raise ConditionProblem(where, f"unknown level {name!r} (expected one of high, medium, low)")
+            raise ConditionProblem(where, f"unknown level {name!r} (expected one of {', '.join(REGION_LEVELS)})")
         codes.add(LEVELS[name])
     return frozenset(codes)
 

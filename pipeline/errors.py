@@ -15,13 +15,15 @@ class PipelineError(Exception):
 class RejectedEvent(PipelineError):
     """An input that cannot be used: `reason` is a short code for grouping, `detail` says what is wrong.
 
-    Neither ever contains a raw resident ID number.
+    Neither ever contains a raw resident ID number. `fields` lists (field path, problem) where the
+    schema says which fields are wrong, so the API answers per field without validating again.
     """
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, fields: tuple[tuple[str, str], ...] = ()) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+        self.fields = fields
 
 
 class RulesError(PipelineError):

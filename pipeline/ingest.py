@@ -39,10 +39,11 @@ __all__ = [
     "Observer",
     "dead_letter",
     "dead_letter_payload",
-    "describe_validation_error",
     "ingest",
     "parse_input",
     "person_event_records",
+    "person_events",
+    "rejection_of",
 ]
 
 #: Events stamped further ahead than this are refused as clock errors.
@@ -57,8 +58,8 @@ _MICROSECOND = timedelta(microseconds=1)
 _SPECIFIC_REASONS = ("id_length", "id_characters", "id_region", "id_birth_date", "id_checksum", "coordinates")
 
 
-def describe_validation_error(error: ValidationError) -> tuple[str, str]:
-    """(reason code, detail) for a validation error, listing each field and its problem, no input values."""
+def rejection_of(error: ValidationError) -> RejectedEvent:
+    """The rejection for a validation error: a reason code, each field and its problem, no input values."""
     problems = error.errors(include_input=False, include_url=False)
     reason = "schema"
     for problem in problems:
@@ -69,8 +70,8 @@ def describe_validation_error(error: ValidationError) -> tuple[str, str]:
             break
         if loc and loc[-1] in ("lon", "lat"):
             reason = "coordinates"
-    detail = "; ".join(f"{'.'.join(str(p) for p in problem['loc'][1:]) or '(document)'}: {problem['msg']}" for problem in problems)
-    return reason, detail
+    fields = tuple((".".join(str(p) for p in problem["loc"][1:]) or "(document)", problem["msg"]) for problem in problems)
+    return RejectedEvent(reason, "; ".join(f"{field}: {msg}" for field, msg in fields), fields)
 
 
 def dead_letter_payload(value: bytes | None) -> tuple[str, str]:
@@ -108,11 +109,12 @@ def parse_input(raw: bytes | str) -> Declaration | CheckpointScan | NatResult:
     kind = document.get("type")
     if kind not in ("declaration", "checkpoint_scan", "nat_result"):
         shown = redact_ids(repr(kind)[:40])
-        raise RejectedEvent("unknown_type", f"'type' was {shown} but is expected to be one of declaration, checkpoint_scan, nat_result")
+        expected = "is expected to be one of declaration, checkpoint_scan, nat_result"
+        raise RejectedEvent("unknown_type", f"'type' was {shown} but {expected}", (("type", expected),))
     try:
         return INPUT_ADAPTER.validate_python(document)
     except ValidationError as exc:
-        raise RejectedEvent(*describe_validation_error(exc)) from None
+        raise rejection_of(exc) from None
     except RecursionError:
         raise RejectedEvent("schema", "document nested too deeply") from None
 
@@ -142,7 +144,20 @@ def ingest(
     `received_at` (the input record's broker timestamp) becomes `ingested_at`, the start of the
     ingest→triage latency; it defaults to `now`.
     """
-    event = parse_input(raw)
+    return person_events(parse_input(raw), secret=secret, now=now, lookback=lookback,
+                         source_topic=source_topic, received_at=received_at)
+
+
+def person_events(
+    event: Declaration | CheckpointScan | NatResult,
+    *,
+    secret: bytes,
+    now: datetime,
+    lookback: timedelta,
+    source_topic: str = "",
+    received_at: datetime | None = None,
+) -> list[PersonEvent]:
+    """One pseudonymised `PersonEvent` per person of an already valid input; `RejectedEvent` if out of time."""
     at = _check_time(occurred_at(event), now, lookback)
     if isinstance(event, CheckpointScan):
         people = [(p.id_number, p.name, p.phone, ScanPayload.model_construct(

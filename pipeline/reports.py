@@ -19,6 +19,7 @@ import pandas as pd
 from pipeline.access import mask_phone
 from pipeline.cases import Case
 from pipeline.errors import PipelineError
+from pipeline.rules import CLEAR
 
 __all__ = [
     "DailyReports",
@@ -330,13 +331,13 @@ def _case_frame(msg: pd.DataFrame, events: pd.DataFrame, day: date, zone: ZoneIn
     cut = pd.Timestamp(as_of)
     msg = msg.assign(flagged_at=_stamps(msg["flagged_at"]), due_at=_stamps(msg["due_at"]))
     msg = msg[msg["flagged_at"].notna() & (msg["flagged_at"] <= cut)].sort_values("flagged_at", kind="stable")
-    raised = msg[msg["action"] != "clear"]
+    raised = msg[msg["action"] != CLEAR]
     if not len(raised):
         return pd.DataFrame(columns=["community", "opened_at", "due_at", "closed", "accepted", "resolved", "escalated"])
     cases = raised.groupby("case_id").agg(opened_at=("flagged_at", "first"), due_at=("due_at", "last"),
                                           last_raised=("flagged_at", "last"))
     cases["community"] = msg.groupby("case_id")["community"].last()
-    clears = msg[msg["action"] == "clear"].groupby("case_id")["flagged_at"].last()
+    clears = msg[msg["action"] == CLEAR].groupby("case_id")["flagged_at"].last()
     cases["closed"] = clears.reindex(cases.index)
     cases.loc[cases["closed"].notna() & (cases["closed"] < cases["last_raised"]), "closed"] = pd.NaT
     cases = cases[cases["opened_at"].dt.tz_convert(zone).dt.date == day]
@@ -409,12 +410,12 @@ def daily_reports(
     msg = _frame(messages, ["case_id", "person_key", "community", "action", "previous_action", "flagged_at", "due_at"])
     msg = msg[msg["case_id"].notna()]
     today = msg[_on_day(msg["flagged_at"], day, zone)] if len(msg) else msg
-    flagged = today[today["action"] != "clear"]
-    cleared = today[today["action"] == "clear"]
+    flagged = today[today["action"] != CLEAR]
+    cleared = today[today["action"] == CLEAR]
     people = (
         pd.concat([
             flagged.assign(measure="flagged", group=flagged["action"]),
-            cleared.assign(measure="cleared", group="clear"),
+            cleared.assign(measure="cleared", group=CLEAR),
         ])
         .groupby(["measure", "community", "group"], dropna=False)["person_key"].nunique()
         .rename("people").reset_index().rename(columns={"group": "action"})

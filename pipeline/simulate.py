@@ -25,7 +25,7 @@ import shapely
 from geo.checkpoints import Checkpoint
 from geo.communities import Community
 from geo.load import load_checkpoints, load_communities, load_regions, region_to_feature
-from geo.regions import Region
+from geo.regions import LEVELS, Region
 from pipeline.errors import SimulationError
 from pipeline.identity import PROVINCE_CODES, check_character
 
@@ -158,7 +158,7 @@ class _Gen:
         self.seq += 1
         self.out.append((self.push_time(occurred), self.seq, kind, doc))
 
-    def region_at(self, t: int, levels: tuple[str, ...] = ("high", "medium", "low")) -> int | None:
+    def region_at(self, t: int, levels: tuple[str, ...] = LEVELS) -> int | None:
         """A random region in force at `t`, of one of `levels`, or None after a few misses."""
         rng = self.rng
         n = len(self.regions)
@@ -176,7 +176,7 @@ class _Gen:
         dx, dy = rng.choice((-1, 1)) * rng.uniform(0.15, 0.8), rng.choice((-1, 1)) * rng.uniform(0.15, 0.8)
         return round(x + dx, 6), round(max(18.5, min(53.0, y + dy)), 6), self.regions[i].name[:3] + "市区"
 
-    def risky_place(self, t: int, levels: tuple[str, ...] = ("high", "medium", "low")) -> tuple[float, float, str] | None:
+    def risky_place(self, t: int, levels: tuple[str, ...] = LEVELS) -> tuple[float, float, str] | None:
         i = self.region_at(t, levels)
         if i is None:
             return None

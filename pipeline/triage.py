@@ -25,7 +25,7 @@ from pipeline.conditions import Evidence, Facts, Hit
 from pipeline.errors import PipelineError
 from pipeline.events import Reason, TriageMessage
 from pipeline.identity import age_on
-from pipeline.rules import Action, Rules
+from pipeline.rules import CLEAR, Action, Rules
 from pipeline.state import LastVerdict, PersonState
 from pipeline.state import remember as _remember
 
@@ -286,7 +286,7 @@ def message_id_for(person_key: str, case_id: str, action: str, rules_version: st
     return "msg-" + _digest(person_key, case_id, action, rules_version, community)[:24]
 
 
-def route(previous: LastVerdict | None, verdict: Verdict, *, clear_action: str = "clear") -> TriageMessage | None:
+def route(previous: LastVerdict | None, verdict: Verdict, *, clear_action: str = CLEAR) -> TriageMessage | None:
     """A triage message when the action was raised, lowered or cleared, or the person moved to another
     community while flagged; None when nothing changed. A clearance goes to the community holding the case.
     """
@@ -344,6 +344,12 @@ class PersonDecision:
     severity: int
     reasons: tuple[Reason, ...]
 
+    @classmethod
+    def from_json(cls, document: dict) -> PersonDecision:
+        """A person's part as another worker answered it (the `people` item of `CheckpointDecision.to_json`)."""
+        reasons = tuple(Reason.model_validate(r) for r in document.get("reasons", ()))
+        return cls(str(document["masked_id"]), str(document["action"]), int(document["severity"]), reasons)
+
 
 @dataclass(frozen=True, slots=True)
 class CheckpointDecision:
@@ -367,14 +373,20 @@ class CheckpointDecision:
         }
 
 
-def checkpoint_decision(verdicts: Sequence[Verdict], rules: Rules, *, hold_action: str = "hold") -> CheckpointDecision:
-    """`hold` when anyone on board gets `hold_action` or anything more severe; else `pass`."""
+def checkpoint_decision(
+    verdicts: Sequence[Verdict | PersonDecision], rules: Rules, *, hold_action: str = "hold"
+) -> CheckpointDecision:
+    """`hold` when anyone on board gets `hold_action` or anything more severe; else `pass`.
+
+    A person's part may come as a local verdict or as another worker's answer (`PersonDecision.from_json`).
+    """
     if not verdicts:
         raise PipelineError("checkpoint_decision needs the verdicts of at least one person, got none")
     if hold_action not in rules.actions:
         raise PipelineError(f"hold_action was {hold_action!r} but the rules define only {', '.join(rules.actions)}")
     threshold = rules.actions[hold_action].severity
-    people = tuple(PersonDecision(v.masked_id, v.action, v.severity, v.reasons) for v in verdicts)
-    held = any(v.severity >= threshold for v in verdicts)
+    people = tuple(v if isinstance(v, PersonDecision) else PersonDecision(v.masked_id, v.action, v.severity, v.reasons)
+                   for v in verdicts)
+    held = any(p.severity >= threshold for p in people)
     return CheckpointDecision("hold" if held else "pass", people)
 

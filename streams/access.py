@@ -16,8 +16,9 @@ from typing import Any, Literal
 
 from pipeline.access import AccessError, AccessList, Grant, issue_session, load_access, verify_session
 from pipeline.settings import Settings
+from streams.errors import Denied
 
-__all__ = ["OPEN_GRANT", "SESSION_COOKIE", "SESSION_SECONDS", "AccessGate", "Denied"]
+__all__ = ["OPEN_GRANT", "SESSION_COOKIE", "SESSION_SECONDS", "AccessGate"]
 
 log = logging.getLogger(__name__)
 
@@ -26,14 +27,6 @@ SESSION_SECONDS = 12 * 3600
 #: The caller when the demo runs without an access file.
 OPEN_GRANT = Grant("admin", "", "sha256:" + "0" * 64, label="open demo (no access file)")
 _RECHECK_SECONDS = 1.0
-
-
-@dataclass(frozen=True)
-class Denied(Exception):
-    """Why a request is refused: 401 (who are you?), 403 (not yours) or 503 (no access file on kafka://)."""
-
-    status: int
-    problem: str
 
 
 @dataclass

@@ -17,11 +17,10 @@ import faust
 import orjson
 from aiohttp import web as aioweb
 from faust.web import Request, Response, View
-from pydantic import ValidationError
 
 from pipeline.errors import PipelineError, RejectedEvent
-from pipeline.events import INPUT_ADAPTER, CaseEvent, CheckpointScan, Declaration, NatResult, PersonEvent
-from pipeline.ingest import ingest
+from pipeline.events import CaseEvent, CheckpointScan, Declaration, NatResult, PersonEvent
+from pipeline.ingest import parse_input, person_events
 from pipeline.map_levels import (
     MapLevels,
     area_facts,
@@ -33,9 +32,10 @@ from pipeline.map_levels import (
 from pipeline.policy import policy_for
 from pipeline.reports import UNASSIGNED, district_summary, queue_rows
 from pipeline.state import PersonState, state_from_bytes
-from pipeline.triage import Verdict, checkpoint_decision, evaluate
-from streams.access import AccessGate, Denied
+from pipeline.triage import PersonDecision, Verdict, checkpoint_decision, evaluate
+from streams.access import AccessGate
 from streams.agents import Agents, read_case
+from streams.errors import ApiProblem, Denied
 from streams.runtime import utc_now
 
 __all__ = ["BODY_LIMIT", "DECISION_TIMEOUT", "RETRY_AFTER_S", "ApiProblem", "gate_of", "problem", "register_api", "require_ready"]
@@ -49,15 +49,6 @@ DECISION_TIMEOUT = 5.0
 #: Seconds a client is told to wait (`Retry-After`) while the worker is still starting.
 RETRY_AFTER_S = 2
 _BAD_JSON = ("invalid_json", "not_an_object")
-
-
-class ApiProblem(Exception):
-    """A request that cannot be served: HTTP status, a sentence, and per-field problems."""
-
-    def __init__(self, status: int, problem: str, fields: list[dict[str, str]] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(problem)
-        self.status, self.problem, self.fields, self.headers = status, problem, fields or [], headers or {}
 
 
 def problem(status: int, text: str, fields: list[dict[str, str]] | None = None,
@@ -129,37 +120,22 @@ async def read_body(request: Any) -> bytes:
     return b"".join(chunks)
 
 
-def _field_problems(body: bytes) -> list[dict[str, str]]:
-    """Each field and its problem, from the input schema (no input values echoed)."""
-    try:
-        INPUT_ADAPTER.validate_python(orjson.loads(body))
-    except ValidationError as exc:
-        return [
-            {"field": ".".join(str(p) for p in e["loc"][1:]) or "(document)", "problem": e["msg"]}
-            for e in exc.errors(include_input=False, include_url=False)
-        ]
-    except (orjson.JSONDecodeError, RecursionError):
-        pass
-    return []
-
-
 def validated(body: bytes, agents: Agents, kind: type) -> tuple[Any, list[PersonEvent]]:
     """Parse, validate and fan out like the ingest agent does; a bad document is 400 or 422 naming each field."""
     rt = agents.runtime
     now = utc_now()
     try:
-        people = ingest(body, secret=rt.settings.secret_bytes, now=now, lookback=rt.lookback, received_at=now)
+        document = parse_input(body)
+        if not isinstance(document, kind):
+            raise ApiProblem(422, f"'type' was {document.type!r} but this endpoint takes {kind.__name__} documents",
+                             [{"field": "type", "problem": f"expected the {kind.__name__} type"}])
+        people = person_events(document, secret=rt.settings.secret_bytes, now=now, lookback=rt.lookback,
+                               received_at=now)
     except RejectedEvent as exc:
         if exc.reason in _BAD_JSON:
             raise ApiProblem(400, f"{exc.reason}: {exc.detail}") from None
-        fields = _field_problems(body)
-        if not fields:
-            fields = [{"field": "(document)", "problem": exc.detail}]
+        fields = [{"field": f, "problem": p} for f, p in exc.fields] or [{"field": "(document)", "problem": exc.detail}]
         raise ApiProblem(422, f"{exc.reason}: the document does not validate", fields) from None
-    document = INPUT_ADAPTER.validate_json(body)
-    if not isinstance(document, kind):
-        raise ApiProblem(422, f"'type' was {document.type!r} but this endpoint takes {kind.__name__} documents",
-                         [{"field": "type", "problem": f"expected the {kind.__name__} type"}])
     return document, people
 
 
@@ -277,11 +253,8 @@ def register_api(app: faust.App, agents: Agents) -> None:
                     task.cancel()
                 raise ApiProblem(504, f"no decision within {DECISION_TIMEOUT:.0f} s: the scan was accepted and will "
                                       "still be processed; ask again or check the community queue") from None
-            verdicts = [v for v in done if isinstance(v, Verdict)]
-            if len(verdicts) == len(done):
-                decision = checkpoint_decision(verdicts, rt.rules).to_json()
-            else:
-                decision = _mixed_decision(done, rt.rules)
+            parts = [v if isinstance(v, Verdict) else PersonDecision.from_json(v) for v in done]
+            decision = checkpoint_decision(parts, rt.rules).to_json()
             decision.update(rules_version=rt.rules_version, checkpoint_id=checkpoint_id, event_id=scan.event_id,
                             seconds=round(asyncio.get_running_loop().time() - started, 4))
             return ok(decision)
@@ -436,14 +409,6 @@ async def post_roster(agents: Agents, request: Any, group: str, grant: Any) -> d
     for row in rows:
         await kg.rosters_topic.send(value=row)
     return {"accepted": len(rows), "group": group, "enterprise": enterprise}
-
-
-def _mixed_decision(done: list[Any], rules: Any) -> dict[str, Any]:
-    """Decision from local verdicts and remote verdict JSON (cluster case)."""
-    threshold = rules.actions["hold"].severity if "hold" in rules.actions else 1
-    people = [_verdict_json(v) if isinstance(v, Verdict) else v for v in done]
-    held = any(int(p["severity"]) >= threshold for p in people)
-    return {"decision": "hold" if held else "pass", "people": people}
 
 
 def _itinerary_policy(declaration: Declaration, agents: Agents) -> dict[str, Any] | None:

@@ -26,8 +26,8 @@ from pipeline.key_group_report import KeyGroupRecords, key_group_figures, key_gr
 from pipeline.report_page import reports_html
 from pipeline.reports import DailyReports, daily_reports, zone_label
 from pipeline.settings import Settings
-from streams.access import Denied
 from streams.api import gate_of, problem
+from streams.errors import Denied
 from streams.pages import page_lang
 from streams.topics import INPUT_KINDS
 

@@ -31,6 +31,7 @@ from geo.load import region_to_feature
 from geo.regions import Region
 from geo.sweep import sweep
 from pipeline.events import TriageMessage
+from pipeline.rules import CLEAR
 from pipeline.settings import Settings
 from pipeline.simulate import Geography, load_sample_geography, simulate_stream
 from streams.memory import get_broker
@@ -96,7 +97,7 @@ class DemoStats:
 
     def on_triage(self, message: TriageMessage, latency_s: float) -> None:
         self.flagged_by_action[message.action] += 1
-        if message.action != "clear":
+        if message.action != CLEAR:
             self.by_community[message.community] += 1
             if self.first_flag_s is None:
                 self.first_flag_s = time.monotonic() - self.started

@@ -21,9 +21,10 @@ from faust.web import Request, Response, View
 from geo.communities import Community
 from geo.draw import community_map_svg
 from pipeline.reports import zone_label
-from streams.access import SESSION_COOKIE, SESSION_SECONDS, Denied
+from streams.access import SESSION_COOKIE, SESSION_SECONDS
 from streams.agents import Agents
 from streams.api import community_cases, dashboard_data, gate_of, map_levels_of, recovering
+from streams.errors import Denied
 from streams.runtime import utc_now
 
 __all__ = ["LANG_COOKIE", "page_lang", "register_pages"]

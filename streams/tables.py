@@ -18,7 +18,7 @@ from faust.stores.rocksdb import Store as RocksDBStore
 from faust.tables.table import Table
 from faust.types import TP
 
-from streams.memory import key_partition
+from streams.partitioner import key_partition
 
 __all__ = ["ROCKSDB_OPTIONS", "KeyPartitionedTable", "raw_table"]
 

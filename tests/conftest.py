@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+
+from tools.ports import free_port
 
 _HOW_TO_ENABLE = (
     "to run them install Java 17+ and Maven (the broker is fetched from Maven Central) or set "
@@ -101,12 +102,6 @@ def kafka_topic_factory(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
         admin.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def private_kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """A running broker of this test's own (own ports, data and log) that it may stop, kill or restart.
@@ -122,10 +117,10 @@ def private_kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[o
         _unavailable(str(error))
     cache = tmp_path_factory.mktemp("kafka-private")
     (cache / "lib").symlink_to(lib, target_is_directory=True)
-    port = _free_port()
-    controller_port = _free_port()
+    port = free_port()
+    controller_port = free_port()
     while controller_port == port:
-        controller_port = _free_port()
+        controller_port = free_port()
     settings = BrokerSettings(cache_dir=cache, port=port, controller_port=controller_port)
     try:
         ensure_broker(settings=settings)
@@ -161,10 +156,10 @@ def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKaf
     """A secured broker of this session's own (SASL_SSL, SCRAM-SHA-512, ACLs), started and stopped with the
     same `python -m tools.kafka_broker up --secure` / `down --secure` the README gives; a broker that cannot
     start skips its tests, or fails them under ``EPIFLOW_REQUIRE_KAFKA=1``."""
-    port = _free_port()
-    controller_port = _free_port()
+    port = free_port()
+    controller_port = free_port()
     while controller_port == port:
-        controller_port = _free_port()
+        controller_port = free_port()
     env = {"EPIFLOW_KAFKA_SECURE_CACHE": str(tmp_path_factory.mktemp("kafka-secure")),
            "EPIFLOW_KAFKA_SECURE_PORT": str(port), "EPIFLOW_KAFKA_SECURE_CONTROLLER_PORT": str(controller_port)}
     started = _broker_cli(env, "up", "--secure")

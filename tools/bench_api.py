@@ -23,8 +23,9 @@ import aiohttp
 import orjson
 
 from pipeline.access import AccessList, access_file_text, new_token
-from tests.streams.api_helpers import free_port, scan
+from tests.streams.api_helpers import scan
 from tools.kafka_clients import client_options
+from tools.ports import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 

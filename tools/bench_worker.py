@@ -20,7 +20,6 @@ import logging
 import secrets
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -33,6 +32,7 @@ from typing import Any
 import orjson
 
 from tools.kafka_clients import client_options
+from tools.ports import free_port
 
 __all__ = ["measure_naive", "measure_workers"]
 
@@ -40,12 +40,6 @@ log = logging.getLogger(__name__)
 
 INPUT_KINDS = ("declarations", "checkpoint-scans", "nat-results")
 _STATUS_INTERVAL_S = 0.25
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _percentile(values: Sequence[float], q: float) -> float | None:
@@ -273,7 +267,7 @@ def _start(env: dict[str, str], folder: Path, name: str) -> Any:
     """Start one `epiflow worker` subprocess (tools.workers) and wait until its rules are loaded."""
     from tools.workers import start_worker
 
-    port = _free_port()
+    port = free_port()
     data = {"EPIFLOW_DATA_DIR": str(Path(env["EPIFLOW_DATA_DIR"]) / name)}  # one RocksDB dir per worker
     worker = start_worker({**env, **data, "EPIFLOW_WEB_PORT": str(port)}, port, log_dir=folder, name=name)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -272,3 +273,13 @@ def test_valid_file_loads_without_warnings(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert len(load_regions(_regions_file(tmp_path))) == 3
+
+
+def test_a_reprojected_file_is_logged_with_its_declared_crs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    source = _regions_file(tmp_path, n=2)
+    mercator = tmp_path / "mercator.geojson"
+    gpd.read_file(source, datetime_as_string=True).to_crs(3857).to_file(mercator, driver="GeoJSON")
+    with caplog.at_level(logging.INFO, logger="geo.load"):
+        load_regions(mercator)
+    lines = [r.getMessage() for r in caplog.records if r.name == "geo.load"]
+    assert any("reprojected" in line and "EPSG:3857" in line and "features=2" in line for line in lines), lines

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import urllib.error
 import urllib.request
@@ -17,16 +16,11 @@ import orjson
 
 from pipeline.access import AccessList, access_file_text, new_token
 from pipeline.identity import check_character
+from tools.ports import free_port
 
 #: Community codes of the committed sample district, with a point inside each.
 COMMUNITY_A = ("330106001", 120.30051409089091, 30.435743)
 COMMUNITY_B = ("330106002", 120.31517905194949, 30.431418)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def resident_id(serial: int) -> str:

@@ -1,4 +1,5 @@
-"""Fixtures for transport tests: one parametrised broker URL, so memory:// and Kafka are held to one behaviour."""
+"""Fixtures for stream tests: one parametrised broker URL (memory:// and Kafka held to one behaviour) and one
+in-memory worker with its web server per test module."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from streams.memory import drop_broker
+from tests.streams.api_helpers import RunningWorker, start_worker
 
 
 @pytest.fixture
@@ -57,3 +59,13 @@ def run_async() -> Callable[[Coroutine[Any, Any, Any]], Any]:
         return asyncio.run(coro)
 
     return run
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningWorker]:
+    """One memory:// worker serving HTTP for the test module, with a token of every role in `api.tokens`."""
+    running = start_worker(tmp_path_factory.mktemp("worker") / "access.toml")
+    try:
+        yield running
+    finally:
+        running.stop()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import socket
 import tempfile
 import time
 import uuid
@@ -22,12 +21,7 @@ from typing import Any
 from pipeline.settings import Settings, load_settings
 from streams.memory import drop_broker, get_broker
 from streams.worker import Worker, create_worker
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tools.ports import free_port
 
 
 @dataclass

@@ -5,7 +5,6 @@ a timer, a task and a web view. Built fresh per test so it runs unchanged on mem
 from __future__ import annotations
 
 import asyncio
-import socket
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -17,13 +16,6 @@ import faust
 from faust.types import TP
 
 PARTITIONS = 4
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def regroup_key(value: bytes) -> bytes:

@@ -11,7 +11,8 @@ import pytest
 
 from pipeline.access import AccessList, access_file_text, new_token
 from pipeline.settings import load_settings
-from streams.access import SESSION_COOKIE, AccessGate, Denied
+from streams.access import SESSION_COOKIE, AccessGate
+from streams.errors import Denied
 
 
 @dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
@@ -23,15 +22,6 @@ from tests.streams.api_helpers import (
 )
 
 SCANS = "/api/checkpoints/cp-01/scans"
-
-
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningWorker]:
-    running = start_worker(tmp_path_factory.mktemp("access") / "access.toml")
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def _fields(body: dict) -> list[str]:

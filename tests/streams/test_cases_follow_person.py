@@ -4,23 +4,11 @@ and a person the rules clear has no open case (read through `GET /api/communitie
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
-from tests.streams.api_helpers import COMMUNITY_A, RunningWorker, declaration, nat_result, scan, start_worker
+from tests.streams.api_helpers import COMMUNITY_A, RunningWorker, declaration, nat_result, scan
 
 QUEUE = f"/api/communities/{COMMUNITY_A[0]}/cases"
-
-
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningWorker]:
-    running = start_worker(tmp_path_factory.mktemp("cases") / "access.toml")
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def _post(api: RunningWorker, path: str, document: dict, token: str) -> dict:

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -19,19 +18,10 @@ REPO = Path(__file__).resolve().parents[2]
 EPIFLOW = [sys.executable, "-m", "streams.cli"]
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningWorker]:
-    running = start_worker(tmp_path_factory.mktemp("access") / "access.toml")
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-def _wait_for_cases(site: RunningWorker, count: int, timeout: float = 20.0) -> dict:
+def _wait_for_cases(api: RunningWorker, count: int, timeout: float = 20.0) -> dict:
     deadline = time.monotonic() + timeout
     while True:
-        status, body = site.call("GET", "/api/dashboard", token=site.tokens["admin"])
+        status, body = api.call("GET", "/api/dashboard", token=api.tokens["admin"])
         if status == 200 and body["cases_total"] >= count:
             return body
         if time.monotonic() > deadline:
@@ -43,65 +33,65 @@ def _comparable(figures: dict) -> dict:
     return {k: v for k, v in figures.items() if k not in ("as_of", "generated_at")}
 
 
-def test_the_daily_report_works_on_the_embedded_broker(site: RunningWorker) -> None:
+def test_the_daily_report_works_on_the_embedded_broker(api: RunningWorker) -> None:
     for where in (COMMUNITY_A, COMMUNITY_A, COMMUNITY_B):
-        status, _ = site.call("POST", "/api/checkpoints/cp-01/scans", scan(where=where), token=site.tokens["checkpoint"])
+        status, _ = api.call("POST", "/api/checkpoints/cp-01/scans", scan(where=where), token=api.tokens["checkpoint"])
         assert status == 200
-    _wait_for_cases(site, 3)
-    status, page = site.call("GET", "/reports/daily", token=site.tokens["admin"])
+    _wait_for_cases(api, 3)
+    status, page = api.call("GET", "/reports/daily", token=api.tokens["admin"])
     assert status == 200
     assert '<html lang="zh-CN">' in page and "全区合计" in page and "街道小计" in page and "<svg" in page
     assert "翠苑街道" in page and "兰学社区" in page and "2022.06-national-9" in page and "生成时间" in page
-    status, figures = site.call("GET", "/reports/daily?format=json", token=site.tokens["admin"])
+    status, figures = api.call("GET", "/reports/daily?format=json", token=api.tokens["admin"])
     assert status == 200
     assert figures["totals"]["cases"] == 3 and figures["totals"]["overdue"] == 0 and figures["totals"]["open"] == 3
     assert figures["streets"] == [{**figures["streets"][0], "street": "翠苑街道", "cases": 3}]
     assert {c["name"] for c in figures["communities"]} == {"兰学社区", "梅北东社区"}
     assert figures["generated_at"].endswith("+08:00") and figures["rules_version"] == "2022.06-national-9"
-    status, english = site.call("GET", "/reports/daily?lang=en", token=site.tokens["admin"])
+    status, english = api.call("GET", "/reports/daily?lang=en", token=api.tokens["admin"])
     assert status == 200 and "Street subtotals" in english
 
 
 @pytest.mark.parametrize(("query", "token", "status"), [
     ("?date=2022-13-01", "admin", 400), ("?format=json", "community_a", 403), ("?format=json", None, 401),
 ])
-def test_the_daily_report_refuses_bad_dates_and_other_roles(site: RunningWorker, query: str, token: str | None,
+def test_the_daily_report_refuses_bad_dates_and_other_roles(api: RunningWorker, query: str, token: str | None,
                                                             status: int) -> None:
-    got, body = site.call("GET", f"/reports/daily{query}", token=site.tokens[token] if token else None)
+    got, body = api.call("GET", f"/reports/daily{query}", token=api.tokens[token] if token else None)
     assert got == status, body
 
 
-def test_an_unsigned_browser_is_sent_to_sign_in_for_the_report(site: RunningWorker) -> None:
-    status, _ = site.call("GET", "/reports/daily?date=2022-06-20")
+def test_an_unsigned_browser_is_sent_to_sign_in_for_the_report(api: RunningWorker) -> None:
+    status, _ = api.call("GET", "/reports/daily?date=2022-06-20")
     assert status == 303
 
 
-def test_while_the_tables_recover_the_queue_and_dashboard_say_so(site: RunningWorker) -> None:
-    recovery = site.worker.app.tables.recovery
-    site.loop.call_soon_threadsafe(recovery.completed.clear)
+def test_while_the_tables_recover_the_queue_and_dashboard_say_so(api: RunningWorker) -> None:
+    recovery = api.worker.app.tables.recovery
+    api.loop.call_soon_threadsafe(recovery.completed.clear)
     time.sleep(0.1)
     try:
-        status, body = site.call("GET", f"/api/communities/{COMMUNITY_A[0]}/cases", token=site.tokens["community_a"])
+        status, body = api.call("GET", f"/api/communities/{COMMUNITY_A[0]}/cases", token=api.tokens["community_a"])
         assert status == 503 and body["recovering"] is True and "recovering" in body["problem"]
-        status, body = site.call("GET", "/api/dashboard", token=site.tokens["admin"])
+        status, body = api.call("GET", "/api/dashboard", token=api.tokens["admin"])
         assert status == 503 and body["recovering"] is True
-        status, page = site.call("GET", f"/communities/{COMMUNITY_A[0]}", token=site.tokens["community_a"])
+        status, page = api.call("GET", f"/communities/{COMMUNITY_A[0]}", token=api.tokens["community_a"])
         assert status == 503 and "正在恢复数据" in page
     finally:
-        site.loop.call_soon_threadsafe(recovery.completed.set)
+        api.loop.call_soon_threadsafe(recovery.completed.set)
     time.sleep(0.1)
-    status, body = site.call("GET", f"/api/communities/{COMMUNITY_A[0]}/cases", token=site.tokens["community_a"])
+    status, body = api.call("GET", f"/api/communities/{COMMUNITY_A[0]}/cases", token=api.tokens["community_a"])
     assert status == 200 and body["recovering"] is False
 
 
-def test_api_times_are_in_the_display_zone(site: RunningWorker) -> None:
-    status, _ = site.call("POST", "/api/checkpoints/cp-01/scans", scan(), token=site.tokens["checkpoint"])
+def test_api_times_are_in_the_display_zone(api: RunningWorker) -> None:
+    status, _ = api.call("POST", "/api/checkpoints/cp-01/scans", scan(), token=api.tokens["checkpoint"])
     assert status == 200
-    _wait_for_cases(site, 1)
-    status, body = site.call("GET", f"/api/communities/{COMMUNITY_A[0]}/cases", token=site.tokens["community_a"])
+    _wait_for_cases(api, 1)
+    status, body = api.call("GET", f"/api/communities/{COMMUNITY_A[0]}/cases", token=api.tokens["community_a"])
     case = body["cases"][0]
     assert body["now"].endswith("+08:00") and case["opened_at"].endswith("+08:00") and case["due_at"].endswith("+08:00")
-    status, accepted = site.call("POST", f"/api/cases/{case['case_id']}/accept", token=site.tokens["community_a"])
+    status, accepted = api.call("POST", f"/api/cases/{case['case_id']}/accept", token=api.tokens["community_a"])
     assert status == 202 and accepted["at"].endswith("+08:00")
 
 

@@ -16,7 +16,7 @@ from streams.commands.cmd_demo import demo_problems
 from streams.demo import LOG_FILE_NAME, run_demo
 from streams.memory import drop_broker
 from streams.worker import create_worker
-from tests.streams.harness import free_port
+from tools.ports import free_port
 
 
 def test_worker_creates_its_data_directory_with_parents(tmp_path: Path, run_async: Callable[[Coroutine[Any, Any, Any]], Any]) -> None:

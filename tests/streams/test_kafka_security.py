@@ -36,6 +36,7 @@ from tools.drills import (
     triage_records,
     wait_drained,
 )
+from tools.ports import free_port
 from tools.workers import start_worker
 
 pytestmark = [pytest.mark.kafka]
@@ -162,7 +163,7 @@ def test_worker_with_its_grant_processes_simulated_inputs_end_to_end(
     worker_env = {**env, "EPIFLOW_KAFKA_SASL_USERNAME": worker_user, "EPIFLOW_KAFKA_SASL_PASSWORD": worker_password,
                   "EPIFLOW_SECRET": secret, "EPIFLOW_INSECURE_DEMO_SECRET": "false",
                   "EPIFLOW_DATA_DIR": str(tmp_path / "worker-data")}
-    worker = start_worker(worker_env, _free_port(), log_dir=tmp_path / "logs", name="secured")
+    worker = start_worker(worker_env, free_port(), log_dir=tmp_path / "logs", name="secured")
     deployment.workers.append(worker)
     try:
         worker.wait_ready(READY_TIMEOUT_S, min_regions=1)
@@ -192,7 +193,3 @@ def test_worker_with_its_grant_processes_simulated_inputs_end_to_end(
     assert (figures["missing"], figures["unexpected"]) == (0, 0), figures["examples"]
 
 
-def _free_port() -> int:
-    from tools.drills import free_port
-
-    return free_port()

@@ -31,12 +31,12 @@ from tests.streams.small_app import (
     PARTITIONS,
     SmallApp,
     build_small_app,
-    free_port,
     regroup_key,
     running,
     wait_for,
     wait_ready,
 )
+from tools.ports import free_port
 
 
 def kafka_partition(key: bytes, partitions: int = PARTITIONS) -> int:

@@ -1,14 +1,4 @@
-"""Failure drills on the real Kafka broker: `python -m tools.drills [--only NAME] [--quick]` (`make drills`).
-
-Each drill runs `epiflow worker` subprocesses on a deployment of its own (a unique topic prefix, so
-its own consumer group), streams a seeded simulation through them, does something hostile mid-stream,
-and then checks the triage topics against `pipeline.evaluate` on the same input: after dropping
-repeats by `message_id`, every person's last message must carry the offline action and community.
-It prints one JSON line per drill (what it checked and its figures) and exits non-zero if any fails.
-
-Drills: kill-worker, broker-restart (on a private broker, never the shared one), poison,
-rules-publish, region-relist, slow-consumer.
-"""
+"""The drills themselves, one function each, and the command line that runs them."""
 
 from __future__ import annotations
 
@@ -18,440 +8,36 @@ import logging
 import os
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import traceback
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from tools.drills import deployment as deployment_module
+from tools.drills.deployment import (
+    READY_TIMEOUT_S,
+    STREAM_FILES,
+    Deployment,
+    DrillFailed,
+    Pusher,
+    input_records,
+    new_deployment,
+)
+from tools.drills.observe import read_topic, triage_records
+from tools.drills.oracle import compare, offline, status_accounting, topic_accounting, wait_drained
 from tools.kafka_clients import client_options
-from tools.workers import WorkerProcess, start_worker
-
-__all__ = [
-    "DRILLS",
-    "Deployment",
-    "DrillFailed",
-    "Pusher",
-    "compare",
-    "new_deployment",
-    "run_drill",
-    "triage_records",
-]
+from tools.ports import free_port
+from tools.workers import WorkerProcess
 
 log = logging.getLogger(__name__)
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-#: set by `--keep`: leave each deployment's topics on the broker as well as its work dir
-KEEP_TOPICS = False
-#: how long a worker may take to be ready: on a loaded machine, joining the group, recovering its
-#: tables and reading 2,400 risk regions has taken over 90 s
-READY_TIMEOUT_S = 180.0
-STREAM_FILES = {"declarations": "declarations.jsonl", "checkpoint-scans": "checkpoint_scans.jsonl", "nat-results": "nat_results.jsonl"}
-
-
-class DrillFailed(AssertionError):
-    """A drill's check did not hold; the message says which and with what figures."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-# --------------------------------------------------------------------------- deployment
-
-
-@dataclass
-class Deployment:
-    """A throwaway deployment on one broker: its topic prefix, simulated input and worker environment."""
-
-    bootstrap: str
-    prefix: str
-    folder: Path
-    manifest: dict[str, Any]
-    partitions: int
-    store: str = "memory://"
-    session_timeout: float = 10.0
-    workers: list[WorkerProcess] = field(default_factory=list)
-
-    @property
-    def settings(self) -> Any:
-        from pipeline.settings import load_settings
-
-        return load_settings(
-            broker=f"kafka://{self.bootstrap}", topic_prefix=self.prefix, partitions=self.partitions,
-            regions=self.folder / "risk_regions.geojson", insecure_demo_secret=True,
-        )
-
-    @property
-    def env(self) -> dict[str, str]:
-        """EPIFLOW_* variables every worker, publisher and reader of this deployment shares."""
-        return {
-            "EPIFLOW_BROKER": f"kafka://{self.bootstrap}",
-            "EPIFLOW_TOPIC_PREFIX": self.prefix,
-            "EPIFLOW_PARTITIONS": str(self.partitions),
-            "EPIFLOW_STORE": self.store,
-            "EPIFLOW_REGIONS": str(self.folder / "risk_regions.geojson"),
-            "EPIFLOW_INSECURE_DEMO_SECRET": "true",
-            # Faust's own: how soon the group notices a dead member (default 60 s) and rebalances without it
-            "BROKER_SESSION_TIMEOUT": str(self.session_timeout),
-            "BROKER_HEARTBEAT_INTERVAL": str(max(0.5, self.session_timeout / 10)),
-        }
-
-    def topic(self, name: str) -> str:
-        return f"{self.prefix}.{name}"
-
-    def start_worker(self, name: str = "worker", web_port: int | None = None) -> WorkerProcess:
-        """A worker subprocess of this deployment; a restart passes the dead one's port to keep its log
-        and its data dir (a RocksDB store then recovers from its own files plus the changelog's tail)."""
-        port = web_port or free_port()
-        env = {**self.env, "EPIFLOW_DATA_DIR": str(self.folder / f"data-{port}")}
-        worker = start_worker(env, port, log_dir=self.folder / "logs", name=name)
-        self.workers.append(worker)
-        return worker
-
-    def live_workers(self) -> list[WorkerProcess]:
-        return [w for w in self.workers if w.alive]
-
-    def epiflow(self, *args: str, timeout: float = 60.0) -> str:
-        """Run an `epiflow` command against this deployment; raise DrillFailed if it fails."""
-        result = subprocess.run(
-            [sys.executable, "-m", "streams.cli", *args], cwd=REPO_ROOT, env={**os.environ, **self.env},
-            capture_output=True, text=True, timeout=timeout, check=False,
-        )
-        if result.returncode != 0:
-            raise DrillFailed(f"epiflow {' '.join(args)} exited {result.returncode}: {result.stderr.strip()[-800:]}")
-        return result.stdout.strip()
-
-    def stop(self) -> None:
-        for worker in self.workers:
-            worker.terminate(timeout=20)
-
-    def cleanup(self) -> None:
-        """Delete the deployment's topics (kept with `--keep`, to look into a failed drill)."""
-        from kafka import KafkaAdminClient
-
-        if KEEP_TOPICS:
-            return
-        with contextlib.suppress(Exception):
-            admin = KafkaAdminClient(**client_options(self.bootstrap, "kafka-python"), request_timeout_ms=10_000)
-            try:
-                ours = [t for t in admin.list_topics() if t.startswith(self.prefix + ".") or t.startswith(self.prefix + "-")]
-                if ours:
-                    admin.delete_topics(ours, timeout_ms=20_000)
-            finally:
-                admin.close()
-
-
-def new_deployment(
-    bootstrap: str, workdir: Path, *, people: int, seed: int = 11, partitions: int = 4, store: str = "memory://"
-) -> Deployment:
-    """A fresh topic prefix and a simulation anchored at now (the workers use the wall clock), on table `store`."""
-    from pipeline.simulate import write_simulation
-
-    if people < 1:
-        raise ValueError(f"people={people!r} must be at least 1")
-    prefix = f"drill{uuid.uuid4().hex[:10]}"
-    folder = Path(workdir) / prefix
-    at = datetime.now(UTC).replace(microsecond=0)
-    manifest = write_simulation(folder, seed, people, at)
-    return Deployment(bootstrap=bootstrap, prefix=prefix, folder=folder, manifest=manifest, partitions=partitions,
-                      store=store)
-
-
-def input_records(folder: Path) -> list[tuple[str, bytes]]:
-    """(kind, raw line) for every simulated input record, interleaved in the simulation's order per stream."""
-    from pipeline.evaluate import read_lines
-
-    per_kind = {kind: list(read_lines(folder / name)) for kind, name in STREAM_FILES.items()}
-    out: list[tuple[str, bytes]] = []
-    longest = max(len(v) for v in per_kind.values())
-    for i in range(longest):
-        for kind, lines in per_kind.items():
-            if i < len(lines):
-                out.append((kind, lines[i]))
-    return out
-
-
-class Pusher:
-    """Produces records to the input topics from a background thread, optionally at a fixed rate.
-
-    With `hold_after`, it stops after that many records until `release()`: a drill whose hostile act
-    must land mid-stream holds the rest of the input back until the act is done, however slow it was.
-    """
-
-    def __init__(self, deployment: Deployment, records: list[tuple[str, bytes]], rate: float | None = None,
-                 hold_after: int | None = None) -> None:
-        self.deployment = deployment
-        self.records = records
-        self.rate = rate
-        self.hold_after = hold_after
-        self._released = threading.Event()
-        self.sent = 0
-        self.error: BaseException | None = None
-        self.started_at = 0.0
-        self.finished_at = 0.0
-        self._thread = threading.Thread(target=self._run, name="drill-pusher", daemon=True)
-
-    def start(self) -> Pusher:
-        self.started_at = time.monotonic()
-        self._thread.start()
-        return self
-
-    def release(self) -> None:
-        """Let a held pusher send the rest."""
-        self._released.set()
-
-    def _run(self) -> None:
-        from kafka import KafkaProducer
-
-        try:
-            producer = KafkaProducer(**client_options(self.deployment.bootstrap, "kafka-python"), linger_ms=5, acks="all",
-                                     retries=2_147_483_647, max_block_ms=120_000)
-            try:
-                held_s = 0.0
-                for n, (kind, raw) in enumerate(self.records, 1):
-                    # a null value (tombstone) needs a key: kafka-python refuses a record with neither
-                    producer.send(self.deployment.topic(kind), key=None if raw is not None else b"drill-null", value=raw)
-                    self.sent = n
-                    if n == self.hold_after:
-                        producer.flush(timeout=120)
-                        held = time.monotonic()
-                        self._released.wait(timeout=300)
-                        held_s = time.monotonic() - held
-                    if self.rate:
-                        lag = self.started_at + held_s + n / self.rate - time.monotonic()
-                        if lag > 0:
-                            time.sleep(lag)
-                producer.flush(timeout=120)
-            finally:
-                producer.close(timeout=30)
-        except BaseException as exc:  # reported by join()
-            self.error = exc
-        self.finished_at = time.monotonic()
-
-    def join(self, timeout: float = 300.0) -> int:
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            raise DrillFailed(f"input producer still running after {timeout:.0f} s ({self.sent} sent)")
-        if self.error is not None:
-            raise DrillFailed(f"input producer failed after {self.sent} records: {self.error!r}")
-        return self.sent
-
-
-# --------------------------------------------------------------------------- reading topics
-
-
-@dataclass(frozen=True)
-class Message:
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    value: bytes | None
-    key: bytes | None = None
-
-
-def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Message]:
-    """Every record of a topic, from the beginning to the end offsets at the time of the call."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(**client_options(bootstrap, "kafka-python"), enable_auto_commit=False, group_id=None)
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in partitions]
-        if not tps:
-            return []
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        ends = consumer.end_offsets(tps)
-        out: list[Message] = []
-        deadline = time.monotonic() + timeout
-        while any(consumer.position(tp) < ends[tp] for tp in tps):
-            if time.monotonic() > deadline:
-                raise DrillFailed(f"reading {topic} did not reach its end offsets within {timeout:.0f} s")
-            for messages in consumer.poll(timeout_ms=300).values():
-                out.extend(Message(m.topic, m.partition, m.offset, m.timestamp, m.value, m.key) for m in messages)
-        return out
-    finally:
-        consumer.close()
-
-
-def list_topics(bootstrap: str, prefix: str) -> list[str]:
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(**client_options(bootstrap, "kafka-python"))
-    try:
-        return sorted(t for t in consumer.topics() if t.startswith(prefix))
-    finally:
-        consumer.close()
-
-
-def triage_records(deployment: Deployment) -> list[Message]:
-    """Every record on the community and `unassigned` triage topics (street queues excluded)."""
-    out: list[Message] = []
-    for topic in list_topics(deployment.bootstrap, deployment.topic("triage.")):
-        if topic.startswith(deployment.topic("triage.street.")):
-            continue
-        out.extend(read_topic(deployment.bootstrap, topic))
-    return out
-
-
-# --------------------------------------------------------------------------- expected vs delivered
-
-
-def offline(deployment: Deployment, at: datetime, rules_path: Path | None = None) -> dict[str, tuple[str, str]]:
-    """person_key → (action, community) as `epiflow evaluate` decides on the same input at `at`."""
-    from geo.communities import CommunityIndex
-    from geo.load import load_communities, load_regions
-    from geo.regions import RiskIndex
-    from pipeline.evaluate import evaluate_lines, read_lines
-    from pipeline.rules import load_rules
-
-    settings = deployment.settings
-    evaluation = evaluate_lines(
-        read_lines(deployment.folder / "events.jsonl"),
-        rules=load_rules(rules_path or settings.path(settings.rules)),
-        regions=RiskIndex(load_regions(deployment.folder / "risk_regions.geojson")),
-        communities=CommunityIndex(load_communities(settings.path(settings.communities))),
-        at=at,
-        secret=settings.secret_bytes,
-    )
-    return {v.person_key: (v.action, v.community) for v in evaluation.verdicts}
-
-
-def compare(
-    records: list[Message], expected_early: dict[str, tuple[str, str]], expected_late: dict[str, tuple[str, str]]
-) -> dict[str, Any]:
-    """Figures of delivered triage messages against offline verdicts at the start and end of processing.
-
-    A person passes when their last message (by broker time, then offset; repeats dropped by
-    `message_id`) carries the offline action and community at either moment — the worker reads the
-    wall clock, so a verdict that changes in between may legitimately be either. Those are counted.
-    """
-    unique: dict[str, Message] = {}
-    last: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {}
-    for record in records:
-        message = orjson.loads(record.value)
-        unique.setdefault(message["message_id"], record)
-        order = (record.timestamp, record.offset)
-        key = message["person_key"]
-        if key not in last or order > last[key][0]:
-            last[key] = (order, message)
-    missing: list[tuple[str, Any, Any]] = []
-    unexpected: list[tuple[str, Any, Any]] = []
-    time_sensitive = 0
-    for person, late in expected_late.items():
-        early = expected_early.get(person, late)
-        if early != late:
-            time_sensitive += 1
-        got = last.get(person)
-        live = (got[1]["action"], got[1]["community"]) if got else ("clear", None)
-        options = {early, late}
-        if live in options or (live[0] == "clear" and any(o[0] == "clear" for o in options)):
-            continue
-        entry = (got[1]["masked_id"] if got else person[:12], sorted(options), live)
-        (missing if late[0] != "clear" else unexpected).append(entry)
-    strangers = [p for p in last if p not in expected_late]
-    expected = sum(1 for action, _ in expected_late.values() if action != "clear")
-    return {
-        "expected": expected,
-        "delivered": sum(1 for _, m in last.values() if m["action"] != "clear"),
-        "messages": len(records),
-        "unique_messages": len(unique),
-        "duplicates": len(records) - len(unique),
-        "missing": len(missing),
-        "unexpected": len(unexpected) + len(strangers),
-        "time_sensitive": time_sensitive,
-        "examples": (missing + unexpected)[:5],
-    }
-
-
-def topic_accounting(deployment: Deployment, sent: int) -> dict[str, Any]:
-    """inputs = forwarded + dead-lettered from the topics: distinct dead letters and distinct forwarded events."""
-    dead = read_topic(deployment.bootstrap, deployment.topic("dead-letters"))
-    letters = {}
-    for record in dead:
-        letter = orjson.loads(record.value)
-        letters[(letter["source_topic"], letter["partition"], letter["offset"])] = letter
-    inputs = sum(len(read_topic(deployment.bootstrap, deployment.topic(k))) for k in STREAM_FILES)
-    forwarded_ids: set[tuple[str, str]] = set()
-    for record in read_topic(deployment.bootstrap, deployment.topic("person-events")):
-        event = orjson.loads(record.value) if record.value else {}
-        if "event_id" in event:  # sweep re-evaluation requests carry no event
-            forwarded_ids.add((event["person_key"], event["event_id"]))
-    return {
-        "sent": sent,
-        "inputs": inputs,
-        "dead_lettered": len(letters),
-        "dead_letters_without_reason": sum(1 for letter in letters.values() if not letter.get("reason")),
-        "forwarded_events": len(forwarded_ids),
-    }
-
-
-def status_accounting(workers: list[WorkerProcess]) -> dict[str, int]:
-    """Summed /api/status counts of the running workers (each restart starts its counts at zero)."""
-    total: dict[str, int] = {}
-    for worker in workers:
-        for key, value in worker.counts().items():
-            total[key] = total.get(key, 0) + value
-    return total
-
-
-def wait_drained(deployment: Deployment, sent: int, timeout: float, quiet_s: float = 3.0) -> float:
-    """Wait until the workers' group has consumed every input and person event and nothing moved for `quiet_s`.
-
-    Uses committed offsets of the consumer group (`<prefix>-worker`) against end offsets, so it holds
-    across worker restarts. Returns the monotonic time the pipeline went quiet.
-    """
-    from kafka import KafkaConsumer, TopicPartition
-
-    group = f"{deployment.prefix}-worker"
-    watched = [deployment.topic(k) for k in STREAM_FILES] + [deployment.topic("person-events")]
-    ends_reader = KafkaConsumer(**client_options(deployment.bootstrap, "kafka-python"), group_id=None, enable_auto_commit=False)
-    offsets_reader = KafkaConsumer(**client_options(deployment.bootstrap, "kafka-python"), group_id=group, enable_auto_commit=False)
-    try:
-        deadline = time.monotonic() + timeout
-        last_seen: tuple[Any, ...] | None = None
-        quiet_since = time.monotonic()
-        behind, inputs_end = -1, 0
-        while True:
-            try:
-                tps = [TopicPartition(t, p) for t in watched for p in (ends_reader.partitions_for_topic(t) or ())]
-                ends = ends_reader.end_offsets(tps)
-                committed = {tp: offsets_reader.committed(tp) or 0 for tp in tps}
-                inputs_end = sum(v for tp, v in ends.items() if tp.topic != deployment.topic("person-events"))
-                behind = sum(max(0, end - committed[tp]) for tp, end in ends.items())
-            except Exception as exc:  # the broker may be restarting
-                log.info("offsets not readable yet: %r", exc)
-                tps, ends = [], {}
-            snapshot = (tuple(sorted((str(k), v) for k, v in ends.items())), behind)
-            now = time.monotonic()
-            if snapshot != last_seen:
-                last_seen, quiet_since = snapshot, now
-            if tps and inputs_end >= sent and behind == 0 and now - quiet_since >= quiet_s:
-                return quiet_since
-            if now > deadline:
-                raise DrillFailed(f"pipeline not drained after {timeout:.0f} s: {behind} records behind, "
-                                  f"{inputs_end} of {sent} inputs on the topics")
-            time.sleep(0.5)
-    finally:
-        ends_reader.close()
-        offsets_reader.close()
-
-
-# --------------------------------------------------------------------------- drills
 
 
 @dataclass
@@ -927,7 +513,7 @@ def _terminated(signum: int, frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.drills", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.drills", description="Failure drills on the real Kafka broker (`make drills`).")
     parser.add_argument("--only", action="append", choices=sorted(DRILLS), help="run only this drill (repeatable)")
     parser.add_argument("--quick", action="store_true", help="smaller simulations (what the test suite runs)")
     parser.add_argument("--broker", default=os.environ.get("EPIFLOW_TEST_BROKER"), help="host:port of a running broker")
@@ -941,8 +527,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminated)  # run the drills' cleanup (stop workers, private broker) on SIGTERM
     workdir = Path(tempfile.mkdtemp(prefix="epiflow-drills-"))
     failed = 0
-    global KEEP_TOPICS
-    KEEP_TOPICS = args.keep
+    deployment_module.KEEP_TOPICS = args.keep
     try:
         with _broker(args.broker) as bootstrap:
             ctx = DrillContext(bootstrap=bootstrap, workdir=workdir, quick=args.quick, store=args.store)
@@ -957,6 +542,3 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     return 1 if failed else 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
