@@ -74,3 +74,23 @@ def test_a_roster_with_the_wrong_header_is_refused_whole(site: RunningWorker) ->
     got, reply = site.call("POST", "/api/key-groups/cold_chain/roster", b"group,id_number\nx,y\n",
                            token=site.tokens["enterprise"], headers={"Content-Type": "text/csv"})
     assert got == 422 and "header" in str(reply)
+
+
+def test_a_broken_key_groups_publish_is_refused_and_the_last_good_one_stays(site: RunningWorker) -> None:
+    from tests.key_group_data import GROUPS_YAML
+
+    settings = site.worker.settings
+    broker = get_broker(settings.broker)
+    kg = site.worker.agents.key_groups
+    before = kg.groups.version
+    broker.append(settings.topic("key-groups"), b"active", GROUPS_YAML.replace("every_hours: 48", "every_hours: -1").encode())
+    deadline = time.monotonic() + 15
+    while not any(r["kind"] == "key_groups" for r in site.worker.runtime.refusals) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    refusal = next(r for r in site.worker.runtime.refusals if r["kind"] == "key_groups")
+    assert ":8: groups[1].every_hours: was -1" in refusal["detail"] and kg.groups.version == before
+    broker.append(settings.topic("key-groups"), b"active", GROUPS_YAML.encode())
+    deadline = time.monotonic() + 15
+    while kg.groups.version != "kg-test-1" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert kg.groups.ids == ("cold_chain", "freight_drivers", "school_staff")
