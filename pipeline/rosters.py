@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Container
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -75,8 +76,13 @@ def _reject(reason: str, where: str, problem: str) -> RejectedEvent:
     return RejectedEvent(reason, f"{where}: {problem}")
 
 
-def roster_entry(raw: bytes | str, *, secret: bytes, groups: KeyGroups) -> RosterEntry:
-    """Validate one row document and pseudonymise its ID number; raise `RejectedEvent` naming file, line and problem."""
+def roster_entry(
+    raw: bytes | str, *, secret: bytes, groups: KeyGroups, communities: Container[str] | None = None
+) -> RosterEntry:
+    """Validate one row document and pseudonymise its ID number; raise `RejectedEvent` naming file, line and problem.
+
+    With `communities`, a row naming a community outside them is refused (its reminders would reach nobody).
+    """
     try:
         doc: Any = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -104,6 +110,8 @@ def roster_entry(raw: bytes | str, *, secret: bytes, groups: KeyGroups) -> Roste
         raise _reject("schema", where, "phone: not a phone number (digits, spaces, '-', optional leading '+')")
     if _CODE.fullmatch(community) is None:
         raise _reject("schema", where, "community: must be a community code (letters, digits, '._-')")
+    if communities is not None and community not in communities:
+        raise _reject("unknown_community", where, f"community {community!r} is not in the district's communities")
     enterprise = doc.get("enterprise") or ""
     submitted = doc.get("submitted_at") or ""
     if not isinstance(enterprise, str) or not isinstance(submitted, str):

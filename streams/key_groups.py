@@ -119,7 +119,8 @@ class KeyGroupsWorker:
             message = event.message
             self.counts["roster_rows"] += 1
             try:
-                entry = roster_entry(message.value or b"", secret=secret, groups=self.groups)  # type: ignore[arg-type]
+                entry = roster_entry(message.value or b"", secret=secret, groups=self.groups,  # type: ignore[arg-type]
+                                     communities=agents.runtime.communities)
             except RejectedEvent as exc:
                 deliveries.append(await agents.dead_letter(message, exc.reason, exc.detail, "roster_dead_lettered"))
                 continue

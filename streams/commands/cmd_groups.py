@@ -95,6 +95,8 @@ def _status(
     as_json: bool = typer.Option(False, "--json", help='print {"groups": [...]} as JSON'),
 ) -> None:
     """Per key group: enrolled, on time, rate and the masked IDs of the overdue, offline, as the workers count them."""
+    from geo.errors import GeoError
+    from geo.load import load_communities
     from pipeline.compliance import group_status, last_negatives_of_inputs, status_json
     from pipeline.errors import PipelineError
     from pipeline.evaluate import parse_time, read_lines
@@ -107,11 +109,12 @@ def _status(
         document = load_key_groups(groups or settings.path(settings.key_groups))
         when = parse_time(at)
         rules = load_rules(settings.path(settings.rules))
-        entries, refused = _roster_entries(roster, document, settings.secret_bytes, when)
+        codes = {c.code for c in load_communities(settings.path(settings.communities))}
+        entries, refused = _roster_entries(roster, document, settings.secret_bytes, when, codes)
         lookback = timedelta(seconds=rules.windows.lookback)
         last, _ = last_negatives_of_inputs(read_lines(events), secret=settings.secret_bytes, at=when,
                                            lookback=lookback, horizon=rules.horizon)
-    except (PipelineError, OSError) as exc:
+    except (PipelineError, GeoError, OSError) as exc:
         _fail(str(exc))
     statuses = group_status(document, entries, last, when)
     for row in refused:
@@ -127,7 +130,7 @@ def _status(
 
 
 def _roster_entries(
-    paths: list[Path], document: KeyGroups, secret: bytes, when: datetime
+    paths: list[Path], document: KeyGroups, secret: bytes, when: datetime, communities: set[str]
 ) -> tuple[list[RosterEntry], list[dict[str, object]]]:
     """Every valid enrolment of the roster files, and each refused row with its file, line and reason."""
     from pipeline.errors import RejectedEvent
@@ -138,7 +141,7 @@ def _roster_entries(
     for path in paths:
         for row in roster_rows(path.read_text(encoding="utf-8"), path.name, submitted_at=when):
             try:
-                entries.append(roster_entry(row, secret=secret, groups=document))
+                entries.append(roster_entry(row, secret=secret, groups=document, communities=communities))
             except RejectedEvent as exc:
                 line = orjson.loads(row)["line"]
                 refused.append({"source": path.name, "line": line, "reason": exc.reason, "detail": exc.detail})

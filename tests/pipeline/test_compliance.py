@@ -115,3 +115,10 @@ def test_reminder_messages_are_deterministic_and_masked() -> None:
     two = reminder_message(entries[0], cold, due, AT + timedelta(hours=26))
     assert one["kind"] == "test_reminder" and one["message_id"] == two["message_id"]
     assert one["masked_id"] == MASKED[A] and A not in str(one)
+
+
+def test_a_row_for_a_community_outside_the_district_is_refused() -> None:
+    rows = roster_rows(roster_csv("999999999"), "roster.csv", submitted_at=AT)
+    with pytest.raises(RejectedEvent, match=r"roster\.csv line 2: community '999999999' is not in") as caught:
+        roster_entry(rows[0], secret=SECRET, groups=GROUPS, communities={"330106001"})
+    assert caught.value.reason == "unknown_community"
