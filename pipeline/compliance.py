@@ -116,10 +116,12 @@ def group_status(
     groups: KeyGroups, entries: Iterable[RosterEntry], last: Mapping[str, datetime | None], at: datetime
 ) -> list[GroupStatus]:
     """Per group of the document (in its order): enrolled, on time, and the masked IDs of the overdue, sorted."""
-    members = _members(entries)
+    by_group: dict[str, list[RosterEntry]] = {}
+    for (group_id, _), entry in _members(entries).items():
+        by_group.setdefault(group_id, []).append(entry)
     out = []
     for group in groups.groups:
-        mine = [e for (g, _), e in members.items() if g == group.id]
+        mine = by_group.get(group.id, [])
         late = sorted(e.masked_id for e in mine if not on_time(last.get(e.person_key), group, at))
         out.append(GroupStatus(group.id, group.name_zh, group.name_en, group.every_hours, len(mine),
                                len(mine) - len(late), tuple(late)))
