@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -143,9 +143,10 @@ class KeyGroupsWorker:
                 raw = self.members.get_in(key, event.message.partition)
                 changed[key] = (Member.from_bytes(raw) if raw else Member({}), event.message.partition)
             member = changed[key][0]
-            if member.entries.get(entry.group) != entry:
-                member.entries[entry.group] = entry
-                member.reminded.pop(entry.group, None)
+            known = member.entries.get(entry.group)
+            # loading a roster again keeps the first enrolment time, so the overdue periods (and the one
+            # reminder each) do not move; contact details and community follow the newer row
+            member.entries[entry.group] = entry if known is None else replace(entry, enrolled_at=known.enrolled_at)
             self.counts["enrolled"] += 1
         written = await self.members.put_many([(k, m.to_bytes(), p) for k, (m, p) in changed.items()])
         await asyncio.gather(*written)

@@ -60,6 +60,15 @@ def test_an_enterprise_posts_its_roster(site: RunningWorker) -> None:
     queued = [orjson.loads(r.value) for r in broker.all_records(topic)]
     assert sorted(m["kind"] for m in queued) == ["test_reminder", "test_reminder"]
     assert all(m["enterprise"] == "E01" for m in queued)
+    # the same roster again: same enrolments, the reminders of this overdue period are not sent twice
+    again, _ = site.call("POST", "/api/key-groups/cold_chain/roster", body, token=site.tokens["enterprise"],
+                         headers={"Content-Type": "text/csv"})
+    assert again == 202
+    deadline = time.monotonic() + 30
+    while kg.counts["enrolled"] < 4 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(3 * 1.0)  # three looks of the reminder timer
+    assert len(broker.all_records(topic)) == 2
 
 
 @pytest.mark.parametrize(("token", "group", "status"), [("lab", "cold_chain", 403), (None, "cold_chain", 401),
