@@ -41,8 +41,8 @@ def add(
     file: Path = typer.Option(None, "--file", help="access file (default: settings `access` / EPIFLOW_ACCESS)"),
 ) -> None:
     """Create a token; it is printed once and only its SHA-256 hash is stored."""
-    chosen = [(r, s) for r, s in (("checkpoint", checkpoint), ("lab", lab), ("community", community),
-                                                  ("enterprise", enterprise)) if s]
+    options = (("checkpoint", checkpoint), ("lab", lab), ("community", community), ("enterprise", enterprise))
+    chosen = [(r, s) for r, s in options if s]
     if admin:
         chosen.append(("admin", ""))
     if len(chosen) != 1:
