@@ -52,3 +52,11 @@ def test_check_names_the_line_of_a_bad_cadence(tmp_path: Path) -> None:
     assert f"{bad}:8: groups[1].every_hours: was 0 but must be a positive number of hours" in result.stderr
     good = CliRunner().invoke(root, ["groups", "check"])
     assert good.exit_code == 0 and "12 group(s) valid" in good.stdout
+
+
+def test_an_enterprise_token_can_be_issued(tmp_path: Path) -> None:
+    access = tmp_path / "access.toml"
+    made = CliRunner().invoke(root, ["access", "add", "--enterprise", "E01", "--file", str(access)])
+    assert made.exit_code == 0, made.output
+    listed = CliRunner().invoke(root, ["access", "list", "--file", str(access)])
+    assert listed.stdout.startswith("enterprise\tE01\t")
