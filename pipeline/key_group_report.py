@@ -68,12 +68,12 @@ def key_group_figures(
     records: KeyGroupRecords, day: date, zone: ZoneInfo, *, secret: bytes, now: datetime, horizon: timedelta,
     street_of: Callable[[str], str | None],
 ) -> dict[str, Any]:
-    """Compliance at the end of `day` (or at `now` for today), reminders sent that day, coverage that day."""
+    """Compliance at the end of `day` (or at `now` for today: the report's `as_of`), reminders sent that day,
+    coverage that day."""
     end = datetime.combine(day + timedelta(days=1), time(), zone)
     at = min(end, now)
     groups = _groups(records.key_groups)
-    out: dict[str, Any] = {"at": at.isoformat(), "version": groups.version if groups else None, "groups": [],
-                           "streets": []}
+    out: dict[str, Any] = {"version": groups.version if groups else None, "groups": [], "streets": []}
     if groups is not None:
         entries: list[RosterEntry] = [entry_from_json(m) for m in records.members]
         last, _ = last_negatives_of_inputs(records.tests, secret=secret, at=at, lookback=LOOKBACK, horizon=horizon)
