@@ -66,7 +66,7 @@ def test_dashboard_shows_group_rates_live_and_unchecked_vehicles(site: RunningWo
     assert "浙B11111" in page.text_content("#coverage tr[data-enterprise=E02]")
     assert "浙A67890" in page.text_content("#coverage tr[data-enterprise=E01]")
     assert "重点人群核酸检测" in page.text_content("#key-groups")
-    assert page.locator("#kg-street-chart .rate-row").count() >= 1
+    page.wait_for_function("document.querySelectorAll('#kg-street-chart .rate-row').length >= 1")
 
     broker.append(settings.topic("nat-results"), None, nat("n-b2", B, now - timedelta(hours=3)))
     page.wait_for_function(
