@@ -11,12 +11,18 @@ import faust
 from pipeline.settings import Settings
 from streams.agents import Agents, register_agents
 from streams.app import build_app
+from streams.heap import limit_arenas, trim
 from streams.metrics import Metrics
 from streams.runtime import Runtime
 from streams.topics import Topics, declare_topics
 from streams.views import register_views
 
-__all__ = ["FaustWorker", "Worker", "create_worker"]
+__all__ = ["HEAP_TRIM_INTERVAL_S", "FaustWorker", "Worker", "create_worker"]
+
+log = logging.getLogger(__name__)
+
+#: How often a worker hands freed heap back to the OS (seconds).
+HEAP_TRIM_INTERVAL_S = 10.0
 
 
 class FaustWorker(faust.Worker):
@@ -47,9 +53,15 @@ def create_worker(settings: Settings, *, app_id: str | None = None, web_enabled:
     for noisy in ("aiokafka", "kafka"):
         if logging.getLogger(noisy).getEffectiveLevel() < logging.WARNING:
             logging.getLogger(noisy).setLevel(logging.WARNING)
+    limit_arenas()
     app = build_app(settings, app_id=app_id, web_enabled=web_enabled, **app_overrides)
     runtime = Runtime.from_settings(settings, Metrics())
     topics = declare_topics(app, settings)
     agents = register_agents(app, runtime, topics)
     register_views(app, agents)
+
+    @app.timer(interval=HEAP_TRIM_INTERVAL_S)
+    async def heap_trim() -> None:
+        trim()
+
     return Worker(settings=settings, app=app, runtime=runtime, topics=topics, agents=agents)

@@ -74,3 +74,10 @@ def test_results_file_lives_where_the_bench_writes_it() -> None:
     from tools.bench import DEFAULT_OUT
 
     assert Path(DEFAULT_OUT) == RESULTS
+
+
+def test_a_section_not_measured_says_why() -> None:
+    results = _results()
+    results["sections"]["state_1m"] = {"title": "state at 1,000,000 people", "runs": [], "gap": "the machine was busy"}
+    body = render(results)
+    assert "not measured: the machine was busy" in body and "`python -m tools.bench --only state_1m`" in body

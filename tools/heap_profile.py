@@ -6,7 +6,8 @@ the input topics with a simulation of N people, waits until every person event i
 JSON object: RSS growth, traced bytes still alive grouped by the innermost epiflow line that allocated
 them (so a pydantic model or a bytes value is charged to the line that built it), and the sizes of the
 structures a worker keeps per person (person and case tables, the sweep's place store, cases awaiting
-acceptance). Tracing slows the worker several times over: use tens of thousands of people, not millions.
+acceptance, RocksDB's memtables, block cache and table readers). Tracing slows the worker several times
+over: use tens of thousands of people, not millions; ``--frames 0`` skips it and reports RSS only.
 """
 
 from __future__ import annotations
@@ -83,7 +84,26 @@ def _structures(worker: Any) -> dict[str, Any]:
         out[name] = sizes
     out["awaiting"] = {"cases": len(agents.awaiting), "dict_bytes": sys.getsizeof(agents.awaiting)}
     out["places"] = {"rows": len(places), "column_bytes": places.nbytes}
+    rocksdb = _rocksdb_memory([agents.persons, agents.cases])
+    if rocksdb:
+        out["rocksdb"] = rocksdb
     return out
+
+
+#: RocksDB's own memory, per database (`Rdict.property_int_value`): memtables, block cache, index and filter blocks.
+_ROCKSDB_PROPERTIES = ("rocksdb.cur-size-all-mem-tables", "rocksdb.block-cache-usage", "rocksdb.estimate-table-readers-mem")
+
+
+def _rocksdb_memory(tables: list[Any]) -> dict[str, int]:
+    """Summed RocksDB memory properties of every open partition database of `tables` (empty on the memory store)."""
+    totals: dict[str, int] = {}
+    databases = 0
+    for table in tables:
+        for db in getattr(table.data, "_dbs", {}).values():
+            databases += 1
+            for name in _ROCKSDB_PROPERTIES:
+                totals[name.removeprefix("rocksdb.")] = totals.get(name.removeprefix("rocksdb."), 0) + int(db.property_int_value(name) or 0)
+    return {"databases": databases, **totals} if databases else {}
 
 
 def _rss() -> int:
@@ -105,6 +125,7 @@ async def _loaded(worker: Any, inputs: int, person_events: int, timeout: float) 
 
 async def _profile(bootstrap: str, people: int, store: str, top: int, frames: int, seed: int) -> dict[str, Any]:
     from pipeline.settings import load_settings
+    from streams.heap import trim
     from streams.worker import create_worker
     from tools.bench_worker import INPUT_KINDS, _create_topics, _delete_prefix, _expected, _prefill, _simulate
 
@@ -123,17 +144,21 @@ async def _profile(bootstrap: str, people: int, store: str, top: int, frames: in
         await asyncio.wait_for(worker.agents.control_ready.wait(), 120)
         await asyncio.sleep(2.0)
         gc.collect()
+        trim()
         rss_idle = _rss()
-        tracemalloc.start(frames)
+        if frames:
+            tracemalloc.start(frames)
         inputs = len(records)
         await _prefill(bootstrap, prefix, records)
         del records
         drain_s = await _loaded(worker, inputs, person_events, 3600)
         gc.collect()
-        snapshot = tracemalloc.take_snapshot()
-        traced, peak = tracemalloc.get_traced_memory()
+        snapshot = tracemalloc.take_snapshot() if frames else None
+        traced, peak = tracemalloc.get_traced_memory() if frames else (0, 0)
         tracemalloc.stop()
         gc.collect()
+        rss_untrimmed = _rss()
+        trim()
         rss_loaded = _rss()
         structures = _structures(worker)
     finally:
@@ -150,12 +175,13 @@ async def _profile(bootstrap: str, people: int, store: str, top: int, frames: in
         "drain_s": round(drain_s, 1),
         "rss_idle_mb": round(rss_idle / 2**20, 1),
         "rss_loaded_mb": round(rss_loaded / 2**20, 1),
+        "rss_loaded_before_trim_mb": round(rss_untrimmed / 2**20, 1),
         "rss_growth_per_person_bytes": round((rss_loaded - rss_idle) * per),
         "traced_alive_mb": round(traced / 2**20, 1),
         "traced_peak_mb": round(peak / 2**20, 1),
         "traced_alive_per_person_bytes": round(traced * per),
         "structures": structures,
-        "top_sites": _grouped(snapshot, top),
+        "top_sites": _grouped(snapshot, top) if snapshot else [],
     }
 
 
@@ -176,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--people", type=int, default=20_000)
     parser.add_argument("--store", default="memory://")
     parser.add_argument("--top", type=int, default=25)
-    parser.add_argument("--frames", type=int, default=24, help="traceback depth kept by tracemalloc")
+    parser.add_argument("--frames", type=int, default=24, help="traceback depth kept by tracemalloc (0: no tracing, RSS only)")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)

@@ -192,7 +192,9 @@ def _state(results: dict[str, Any]) -> list[str]:
             "|---|---|---|---|---|---|---|---|---|"]
     for name in ("state_100k", "state_1m"):
         if not _runs(results, name):
-            rows.append(f"| | not measured in this run | | | | | | | `python -m tools.bench --only {name}` |")
+            gap = results.get("sections", {}).get(name, {}).get("gap")
+            rows.append(f"| | {'not measured: ' + gap if gap else 'not measured in this run'} | | | | | | | "
+                        f"`python -m tools.bench --only {name}` |")
     for run in _runs(results, "state_100k") + _runs(results, "state_1m"):
         r = _ok(run)
         if not r:

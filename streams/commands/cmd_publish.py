@@ -31,7 +31,7 @@ def _publish_rules(
     from kafka.errors import KafkaError
 
     from pipeline.rules import parse_rules
-    from streams.publish import send_records
+    from streams.publish import TopicMissing, send_records
 
     try:
         settings = load_settings(broker=broker, insecure_demo_secret=True)
@@ -39,7 +39,7 @@ def _publish_rules(
         text = path.read_text(encoding="utf-8")
         rules = parse_rules(text, source=str(path))
         send_records(settings, settings.topic("rules"), [(b"active", text.encode("utf-8"))])
-    except (PipelineError, OSError) as exc:
+    except (PipelineError, OSError, TopicMissing) as exc:
         _fail(str(exc))
     except KafkaError as exc:
         _kafka_failure(exc)
@@ -56,7 +56,7 @@ def _publish_regions(
 
     from geo.errors import GeoError
     from geo.load import load_regions, region_from_feature, region_to_feature
-    from streams.publish import latest_records, send_records
+    from streams.publish import TopicMissing, latest_records, send_records
 
     try:
         settings = load_settings(broker=broker, insecure_demo_secret=True)
@@ -76,7 +76,7 @@ def _publish_regions(
         if not records:
             _fail("nothing to publish: give a FILE and/or --lift ID")
         count = send_records(settings, topic, records)
-    except (PipelineError, GeoError, OSError) as exc:
+    except (PipelineError, GeoError, OSError, TopicMissing) as exc:
         _fail(str(exc))
     except KafkaError as exc:
         _kafka_failure(exc)
@@ -94,7 +94,7 @@ def _produce(
     from kafka.errors import KafkaError
 
     from pipeline.replay import read_records, redate
-    from streams.publish import produce_lines, send_records
+    from streams.publish import TopicMissing, produce_lines, send_records
 
     if topic not in INPUT_KINDS:
         _fail(f"--topic was {topic!r} but is expected to be one of {', '.join(INPUT_KINDS)}")
@@ -117,7 +117,7 @@ def _produce(
             count = produce_lines(settings, settings.topic(topic), file)
         else:
             count = send_records(settings, settings.topic(topic), [(None, r) for r in records])
-    except (PipelineError, OSError) as exc:
+    except (PipelineError, OSError, TopicMissing) as exc:
         _fail(str(exc))
     except KafkaError as exc:
         _kafka_failure(exc)

@@ -296,7 +296,7 @@ def test_commit_stores_the_next_offset_to_read(broker_url: str, app_id: str, run
     async def body(small: SmallApp) -> tuple[dict[TP, int], int]:
         await send_all(small, records)
         await wait_for(lambda: len(small.seen) == len(records), what="9 records")
-        await small.app.consumer.commit()
+        await commit_through(small.app, small.source_tp(partition), len(records))
         return await committed_offsets(small.app), small.app.consumer.highwater(small.source_tp(partition))
 
     committed, highwater = run_async(running(small, body))
