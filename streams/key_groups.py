@@ -289,6 +289,10 @@ def register_key_groups(app: faust.App, agents: Agents) -> KeyGroupsWorker:
 
     @app.task
     async def key_groups_control() -> None:
+        # the registrations' compacted topic is read by the daily report; created here, as the control topics are
+        registrations = control_log_for(settings, settings.topic("key-enterprises"))
+        await registrations.start()
+        await registrations.stop()
         topic = settings.topic("key-groups")
         feed = control_log_for(settings, topic)
         await feed.start()

@@ -48,7 +48,7 @@ def _publish(
     from pipeline.errors import PipelineError
     from pipeline.key_groups import parse_key_groups
     from pipeline.settings import load_settings
-    from streams.publish import send_records
+    from streams.publish import TopicMissing, send_records
 
     try:
         settings = load_settings(broker=broker, insecure_demo_secret=True)
@@ -56,7 +56,7 @@ def _publish(
         text = path.read_text(encoding="utf-8")
         groups = parse_key_groups(text, source=str(path))
         send_records(settings, settings.topic("key-groups"), [(b"active", text.encode("utf-8"))])
-    except (PipelineError, OSError) as exc:
+    except (PipelineError, OSError, TopicMissing) as exc:
         _fail(str(exc))
     except KafkaError as exc:
         _fail(f"Kafka refused or did not answer: {type(exc).__name__}: {exc}")
@@ -74,13 +74,13 @@ def _load(
     from pipeline.errors import PipelineError
     from pipeline.rosters import roster_rows
     from pipeline.settings import load_settings
-    from streams.publish import send_records
+    from streams.publish import TopicMissing, send_records
 
     try:
         settings = load_settings(broker=broker, insecure_demo_secret=True)
         rows = roster_rows(file.read_text(encoding="utf-8"), file.name, enterprise=enterprise, submitted_at=datetime.now(UTC))
         count = send_records(settings, settings.topic("rosters"), [(None, row) for row in rows])
-    except (PipelineError, OSError, UnicodeDecodeError) as exc:
+    except (PipelineError, OSError, UnicodeDecodeError, TopicMissing) as exc:
         _fail(str(exc))
     except KafkaError as exc:
         _fail(f"Kafka refused or did not answer: {type(exc).__name__}: {exc}")
@@ -158,7 +158,7 @@ def _register(
     from pipeline.coverage import enterprise_to_json, parse_registry
     from pipeline.errors import PipelineError
     from pipeline.settings import load_settings
-    from streams.publish import send_records
+    from streams.publish import TopicMissing, send_records
 
     try:
         settings = load_settings(broker=broker, insecure_demo_secret=True)
@@ -169,7 +169,7 @@ def _register(
             _fail(f"{file}: registry refused ({len(refused)} bad row(s)); nothing was published")
         topic = settings.topic("key-enterprises")
         count = send_records(settings, topic, [(e.id.encode(), enterprise_to_json(e)) for e in enterprises])
-    except (PipelineError, OSError, UnicodeDecodeError) as exc:
+    except (PipelineError, OSError, UnicodeDecodeError, TopicMissing) as exc:
         _fail(str(exc))
     except KafkaError as exc:
         _fail(f"Kafka refused or did not answer: {type(exc).__name__}: {exc}")
