@@ -75,6 +75,7 @@ def test_daily_report_and_dashboard_show_compliance_and_coverage(site: RunningWo
     _, page = site.call("GET", f"/reports/daily?date={day}", token=site.tokens["admin"])
     assert "重点人群核酸检测" in page and "rate-chart" in page and "重点企业卡口查验覆盖" in page and "浙B11111" in page
 
+    assert _wait(lambda: kg.counts["reminders"] >= 2)  # B (cold chain) and D (freight) were overdue on enrolment
     _, dashboard = site.call("GET", "/api/dashboard", token=site.tokens["admin"])
     assert dashboard["key_groups"]["groups"] == figures["groups"]
     assert dashboard["key_groups"]["reminders_sent"] >= 2  # B (cold chain) and D (freight) were overdue on enrolment
