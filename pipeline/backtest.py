@@ -14,17 +14,19 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 import shapely
 
 from geo.communities import Community, CommunityIndex
 from geo.regions import Region, RiskIndex
 from pipeline.errors import RejectedEvent, RulesError
-from pipeline.evaluate import build_states
+from pipeline.evaluate import build_states, replayed
 from pipeline.ingest import ingest
+from pipeline.join import managed
 from pipeline.rules import Rules, read_yaml_with_lines
-from pipeline.state import apply_many, new_state
-from pipeline.triage import evaluate_many
+from pipeline.state import apply_many, new_state, observation_of
+from pipeline.triage import evaluate_many, remember, route
 
 __all__ = [
     "Backtest",
@@ -47,6 +49,8 @@ class Scenario:
     events: tuple[dict, ...]
     action: str
     rules: tuple[str, ...]
+    #: expected management fields (status, action, day, tests as statuses in order, next_due), when given
+    management: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -153,13 +157,16 @@ def load_scenarios(path: str | Path) -> ScenarioFile:
         if "at" not in item and default_at is None:
             raise RulesError(f"{w}: no 'at' here and no default 'at' at the top of the file")
         at = _time(item["at"], where("scenarios", i, "at")) if "at" in item else default_at
-        expect = _expect_keys(item["expect"], {"action", "rules"}, {"action"}, where("scenarios", i, "expect"))
+        expect = _expect_keys(item["expect"], {"action", "rules", "management"}, {"action"}, where("scenarios", i, "expect"))
+        managed = expect.get("management") or {}
+        _expect_keys(managed, {"status", "action", "day", "tests", "next_due"}, set(), where("scenarios", i, "expect", "management"))
         events = []
         for k, ev in enumerate(item["events"] or []):
             if not isinstance(ev, dict):
                 raise RulesError(f"{where('scenarios', i, 'events', k)}: an event is a mapping")
             events.append(_with_person(ev, person))
-        scenarios.append(Scenario(str(item["name"]), located.line(("scenarios", i)), at, tuple(events), str(expect["action"]), tuple(expect.get("rules") or ())))
+        scenarios.append(Scenario(str(item["name"]), located.line(("scenarios", i)), at, tuple(events), str(expect["action"]), tuple(expect.get("rules") or ()),
+                                  tuple((k, _jsonable(v)) for k, v in managed.items())))
     return ScenarioFile(str(p), tuple(scenarios), tuple(regions), tuple(communities))
 
 
@@ -211,8 +218,23 @@ def run_scenarios(rules: Rules, scenarios: ScenarioFile) -> list[ScenarioResult]
         verdict = evaluate_many([state], rules, regions, communities, sc.at)[0]
         ok = verdict.action == sc.action and (not sc.rules or set(verdict.rules) == set(sc.rules))
         detail = "" if ok else f"expected {sc.action} {sorted(sc.rules)}, got {verdict.action} {sorted(verdict.rules)}"
+        if ok and sc.management:
+            detail = _management_problem(sc, events, state, verdict, rules, regions, communities)
+            ok = not detail
         results.append(ScenarioResult(sc, ok, verdict.action, verdict.rules, detail))
     return results
+
+
+def _management_problem(sc: Scenario, events: list, state: Any, verdict: Any, rules: Rules, regions: RiskIndex,
+                        communities: CommunityIndex) -> str:
+    """'' when the management at the scenario's time (each event seen at its own time) is as expected."""
+    observations = {state.person_key: [observation_of(e) for e in events]}
+    prior = replayed(observations, rules, regions, communities, sc.at)[state.person_key]
+    state = msgspec.structs.replace(state, last=prior.last, managed=prior.managed)
+    got = managed(remember(state, route(state.last, verdict)), verdict, rules, int(sc.at.timestamp()))[1].to_json(rules.tz)
+    got["tests"] = [t["status"] for t in got["tests"]]
+    wrong = [f"management.{k} expected {v!r}, got {got.get(k)!r}" for k, v in sc.management if got.get(k) != v]
+    return "; ".join(wrong)
 
 
 @dataclass

@@ -20,6 +20,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 from pipeline.errors import CaseError
 from pipeline.events import CaseEvent, Reason, TriageMessage
 from pipeline.rules import CLEAR
+from pipeline.stages import STAGES, StageRow, stage_problem, stage_row
 
 __all__ = [
     "CLEARED_BY_RULES",
@@ -59,6 +60,8 @@ class Case(BaseModel):
     escalated_at: AwareDatetime | None = None
     notes: tuple[str, ...] = ()
     closed_reason: str | None = None
+    #: transfer stages recorded (`pipeline.stages`), in order
+    stages: tuple[StageRow, ...] = ()
 
     @property
     def is_open(self) -> bool:
@@ -149,6 +152,14 @@ def apply_case_event(case: Case, event: CaseEvent) -> Case:
         if case.escalated_at is not None:
             return case
         return case.model_copy(update={"escalated_at": event.at})
+    if event.kind in STAGES:
+        problem = stage_problem(case.action, case.stages, event.kind, event.site)
+        if problem is not None:
+            raise CaseError(f"case {case.case_id!r}: {problem}")
+        if any(row[0] == event.kind for row in case.stages):
+            return case
+        row = stage_row(event.kind, event.at, event.by, event.site, event.arrived_at)
+        return case.model_copy(update={"stages": case.stages + (row,)})
     note = f"{event.at.isoformat()} {event.by}: {event.note}"
     if note in case.notes:
         return case
@@ -197,6 +208,9 @@ _LEVEL = 1
 _CASE_FIELDS = tuple(Case.model_fields)
 _MESSAGE_FIELDS = tuple(TriageMessage.model_fields)
 _REASON_FIELDS = tuple(Reason.model_fields)
+#: Fields added to the message after records were first written: a record that lacks them gets these.
+_MESSAGE_LATER = {"kind": "triage"}
+_CASE_LATER = {"stages": []}
 
 
 def case_to_bytes(case: Case, message: TriageMessage | dict[str, Any]) -> bytes:
@@ -209,7 +223,7 @@ def case_to_bytes(case: Case, message: TriageMessage | dict[str, Any]) -> bytes:
     shown = message.model_dump(mode="json") if isinstance(message, TriageMessage) else message
     fields = case.model_dump(mode="json")
     try:
-        body = [shown[name] for name in _MESSAGE_FIELDS]
+        body = [shown[name] if name not in _MESSAGE_LATER else shown.get(name, _MESSAGE_LATER[name]) for name in _MESSAGE_FIELDS]
         body[_MESSAGE_FIELDS.index("reasons")] = [[r[name] for name in _REASON_FIELDS] for r in shown["reasons"]]
     except (KeyError, TypeError) as exc:
         raise CaseError(f"triage message of case {case.case_id!r} lacks field {exc}; expected a TriageMessage") from None
@@ -225,8 +239,12 @@ def case_from_bytes(raw: bytes) -> tuple[Case, dict[str, Any]]:
         marker, fields, body = _DECODE(zlib.decompress(raw))
         if marker != _FORMAT:
             raise CaseError(f"case record has an unknown format marker {marker!r:.40}")
+        if len(body) < len(_MESSAGE_FIELDS) and set(_MESSAGE_FIELDS[len(body):]) <= set(_MESSAGE_LATER):
+            body = list(body) + [_MESSAGE_LATER[name] for name in _MESSAGE_FIELDS[len(body):]]
         message = dict(zip(_MESSAGE_FIELDS, body, strict=True))
         message["reasons"] = [dict(zip(_REASON_FIELDS, r, strict=True)) for r in message["reasons"]]
+        if len(fields) < len(_CASE_FIELDS) and set(_CASE_FIELDS[len(fields):]) <= set(_CASE_LATER):
+            fields = list(fields) + [_CASE_LATER[name] for name in _CASE_FIELDS[len(fields):]]
         return Case.model_validate(dict(zip(_CASE_FIELDS, fields, strict=True))), message
     except CaseError:
         raise

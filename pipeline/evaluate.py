@@ -11,9 +11,11 @@ import gc
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
+from typing import Literal
 
+import msgspec
 import orjson
 
 from geo.communities import CommunityIndex
@@ -21,9 +23,14 @@ from geo.regions import RiskIndex
 from pipeline.errors import PipelineError, RejectedEvent
 from pipeline.events import DeadLetter
 from pipeline.ingest import Observer, dead_letter
+from pipeline.join import managed
+from pipeline.management import Management
 from pipeline.rules import Rules
-from pipeline.state import Observation, PersonState, states_of
-from pipeline.triage import Verdict, evaluate_many
+from pipeline.state import Observation, PersonState, fold, new_state, states_of
+from pipeline.triage import Verdict, evaluate_many, remember, route
+
+#: When the events were seen: each at its own time (as a live worker sees them), or all at `at`.
+Seen = Literal["events", "at"]
 
 __all__ = [
     "Evaluation",
@@ -42,6 +49,8 @@ class Evaluation:
     """Verdicts (in order of each person's first valid event) plus counts and per-phase seconds."""
 
     verdicts: list[Verdict]
+    #: each person's management at `at`, aligned with `verdicts`
+    management: list[Management] = field(default_factory=list)
     records: int = 0
     valid: int = 0
     person_events: int = 0
@@ -78,8 +87,27 @@ def build_states(
     evaluation: Evaluation | None = None,
 ) -> dict[str, PersonState]:
     """Ingest every record and fold each person's events into a state (insertion order = first seen)."""
-    grouped: dict[str, list[Observation]] = {}
     ev = evaluation if evaluation is not None else Evaluation([])
+    grouped = _grouped(lines, lookback=lookback, secret=secret, at=at, source=source, on_reject=on_reject, evaluation=ev)
+    started = time.perf_counter()
+    states = states_of(grouped, horizon=horizon)
+    ev.phases["apply_s"] = time.perf_counter() - started
+    return states
+
+
+def _grouped(
+    lines: Iterable[bytes],
+    *,
+    lookback: timedelta,
+    secret: bytes,
+    at: datetime,
+    source: str,
+    on_reject: Callable[[DeadLetter], None] | None,
+    evaluation: Evaluation,
+) -> dict[str, list[Observation]]:
+    """Every valid record cut into each person's observations, grouped per person (first seen first)."""
+    grouped: dict[str, list[Observation]] = {}
+    ev = evaluation
     rejected = ev.rejected
     observe = Observer(secret=secret, now=at, lookback=lookback)
     started = time.perf_counter()
@@ -100,11 +128,8 @@ def build_states(
                 grouped[event.person_key] = [event]
             else:
                 bucket.append(event)
-    ingested = time.perf_counter()
-    states = states_of(grouped, horizon=horizon)
-    ev.phases["ingest_s"] = ingested - started
-    ev.phases["apply_s"] = time.perf_counter() - ingested
-    return states
+    ev.phases["ingest_s"] = time.perf_counter() - started
+    return grouped
 
 
 def evaluate_lines(
@@ -117,40 +142,83 @@ def evaluate_lines(
     secret: bytes,
     source: str = "",
     on_reject: Callable[[DeadLetter], None] | None = None,
+    seen: Seen = "events",
 ) -> Evaluation:
-    """Validate, join and evaluate a batch of raw records as of `at`."""
+    """Validate, join and evaluate a batch of raw records as of `at`; `seen` says when a worker would have
+    seen each event, which decides the management an episode began with (its verdicts are the same)."""
     if not isinstance(at, datetime) or at.tzinfo is None or at.utcoffset() is None:
         raise PipelineError(f"at was {at!r} but is expected to be a timezone-aware datetime")
     ev = Evaluation([])
     collecting = gc.isenabled()
     gc.disable()  # millions of long-lived small objects: the cyclic collector would rescan them all, over and over
     try:
-        return _evaluate(lines, ev, rules, regions, communities, at, secret, source, on_reject)
+        return _evaluate(lines, ev, rules, regions, communities, at, secret, source, on_reject, seen)
     finally:
         if collecting:
             gc.enable()
 
 
-def _evaluate(lines, ev, rules, regions, communities, at, secret, source, on_reject) -> Evaluation:  # noqa: ANN001
-    states = build_states(
-        lines,
-        lookback=timedelta(seconds=rules.windows.lookback),
-        horizon=rules.horizon,
-        secret=secret,
-        at=at,
-        source=source,
-        on_reject=on_reject,
-        evaluation=ev,
-    )
+def _evaluate(lines, ev, rules, regions, communities, at, secret, source, on_reject, seen) -> Evaluation:  # noqa: ANN001
+    grouped = _grouped(lines, lookback=timedelta(seconds=rules.windows.lookback), secret=secret, at=at, source=source,
+                       on_reject=on_reject, evaluation=ev)
     started = time.perf_counter()
-    ev.verdicts = evaluate_many(list(states.values()), rules, regions, communities, at)
+    states = states_of(grouped, horizon=rules.horizon)
+    ev.phases["apply_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    people = list(states.values())
+    ev.verdicts = evaluate_many(people, rules, regions, communities, at)
     ev.phases["evaluate_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    before = replayed(grouped, rules, regions, communities, at) if seen == "events" else {}
+    t_at = int(at.timestamp())
+    out = []
+    for state, verdict in zip(people, ev.verdicts, strict=True):
+        prior = before.get(state.person_key)
+        if prior is not None:
+            state = msgspec.structs.replace(state, last=prior.last, managed=prior.managed)
+        out.append(managed(remember(state, route(state.last, verdict)), verdict, rules, t_at)[1])
+    ev.management = out
+    ev.phases["manage_s"] = time.perf_counter() - started
     return ev
 
 
-def verdict_line(verdict: Verdict) -> bytes:
-    """One output line of `epiflow evaluate`."""
-    return orjson.dumps(verdict.to_json()) + b"\n"
+#: Events of the same hour are evaluated together, at the time of the latest of them (never before an
+#: event, never past the hour, so never past a day's end in a zone with a whole-hour offset).
+_TICK = 3600
+
+
+def replayed(
+    grouped: dict[str, list[Observation]], rules: Rules, regions: RiskIndex, communities: CommunityIndex, at: datetime
+) -> dict[str, PersonState]:
+    """Each person's state as a live worker would hold it just before `at`, having seen every event at its own time
+    (those of one hour together): folded, evaluated, routed and managed hour by hour."""
+    t_at = int(at.timestamp())
+    ticks: dict[int, list[tuple[str, Observation]]] = {}
+    for key, observations in grouped.items():
+        for o in observations:
+            ticks.setdefault(o.occurred // _TICK, []).append((key, o))
+    states: dict[str, PersonState] = {}
+    for tick in sorted(ticks):
+        mine: dict[str, list[Observation]] = {}
+        seen_at = t_at
+        latest = 0
+        for key, o in ticks[tick]:
+            mine.setdefault(key, []).append(o)
+            latest = max(latest, o.occurred)
+        seen_at = min(latest, t_at)
+        folded = [fold(states.get(key) or new_state(key), obs, horizon=rules.horizon) for key, obs in mine.items()]
+        verdicts = evaluate_many(folded, rules, regions, communities, datetime.fromtimestamp(seen_at, UTC))
+        for state, verdict in zip(folded, verdicts, strict=True):
+            states[state.person_key] = managed(remember(state, route(state.last, verdict)), verdict, rules, seen_at)[0]
+    return states
+
+
+def verdict_line(verdict: Verdict, management: Management | None = None, tz: tzinfo = UTC) -> bytes:
+    """One output line of `epiflow evaluate` (with the person's `management` when given)."""
+    line = verdict.to_json()
+    if management is not None:
+        line["management"] = management.to_json(tz)
+    return orjson.dumps(line) + b"\n"
 
 
 def load_indexes(regions: Path, communities: Path) -> tuple[RiskIndex, CommunityIndex]:

@@ -39,6 +39,8 @@ __all__ = [
     "InputEvent",
     "ItineraryStop",
     "Location",
+    "LoopKind",
+    "LoopMessage",
     "NatPayload",
     "NatReport",
     "NatResult",
@@ -56,7 +58,7 @@ __all__ = [
 
 EventKind = Literal["declaration", "checkpoint_scan", "nat_result"]
 Role = Literal["driver", "passenger", "pedestrian"]
-CaseEventKind = Literal["accepted", "resolved", "escalated", "note"]
+CaseEventKind = Literal["accepted", "resolved", "escalated", "note", "dispatched", "picked_up", "received"]
 Action = str
 
 Lon = Annotated[float, Field(ge=-180.0, le=180.0, allow_inf_nan=False)]
@@ -264,6 +266,34 @@ class TriageMessage(_Strict):
     source_event_ids: list[str]
     #: the address the person declared as destination, for the community's visit ("" when none was declared)
     address: str = ""
+    #: what the message is about on the community's topic: a verdict raised, lowered or cleared
+    kind: Literal["triage"] = "triage"
+
+
+LoopKind = Literal["test_overdue", "released", "stage", "request"]
+
+
+class LoopMessage(_Strict):
+    """What a community's queue receives after triage: a missed test, a release, a transfer stage, a request.
+
+    `management` is the person's management when it was sent (as `epiflow evaluate` prints it), `test`
+    the missed test of a `test_overdue`, `detail` what a stage or request says.
+    """
+
+    kind: LoopKind
+    message_id: str
+    case_id: str
+    person_key: str
+    masked_id: str
+    name: str
+    phone: str
+    community: str
+    action: Action
+    at: AwareDatetime
+    management: dict | None = None
+    test: dict | None = None
+    detail: dict = {}
+    address: str = ""
 
 
 class CaseEvent(_Strict):
@@ -274,6 +304,9 @@ class CaseEvent(_Strict):
     by: Text
     at: AwareDatetime
     note: LongText = ""
+    #: of a transfer stage: the site (hospital or isolation site), and when the person arrived there (`received`)
+    site: LongText = ""
+    arrived_at: AwareDatetime | None = None
 
 
 class DeadLetter(_Strict):

@@ -8,17 +8,20 @@ the batch is re-evaluated as is (what a retroactive sweep asks for).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+
+import msgspec
 
 from geo.communities import CommunityIndex
 from geo.regions import RiskIndex
 from pipeline.events import PersonEvent, TriageMessage
+from pipeline.management import NONE, Management, Notice, announce, exposures_of, manage, view
 from pipeline.rules import Rules
 from pipeline.state import PersonState, apply_many
 from pipeline.triage import Verdict, evaluate_many, remember, route
 
-__all__ = ["Outcome", "step_many"]
+__all__ = ["Outcome", "managed", "step_many"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +33,8 @@ class Outcome:
     verdict: Verdict
     message: TriageMessage | None
     events: tuple[PersonEvent, ...]
+    management: Management = NONE
+    notices: tuple[Notice, ...] = field(default=())
 
 
 def step_many(
@@ -43,8 +48,27 @@ def step_many(
     folded = [apply_many(state, events, horizon=rules.horizon) if events else state for state, events in batch]
     verdicts = evaluate_many(folded, rules, regions, communities, now)
     outcomes = []
+    t_now = int(now.timestamp())
     for (before, events), state, verdict in zip(batch, folded, verdicts, strict=True):
         message = route(state.last, verdict)
-        outcomes.append(Outcome(before, remember(state, message), verdict, message, tuple(events)))
+        after, seen, notices = managed(remember(state, message), verdict, rules, t_now)
+        outcomes.append(Outcome(before, after, verdict, message, tuple(events), seen, tuple(notices)))
     return outcomes
+
+
+def managed(state: PersonState, verdict: Verdict, rules: Rules, now: int) -> tuple[PersonState, Management, list[Notice]]:
+    """The state with its management after `verdict` (the triage message already remembered), the management
+    at `now` and what to tell the community about it."""
+    case_id = state.last.case_id if state.last is not None else ""
+    record = manage(state.managed, state, rules, verdict.action, exposures_of(rules, verdict.action, verdict.reasons),
+                    case_id, now)
+    if record is None and state.managed is None:
+        return state, NONE, []
+    seen = view(record, state, rules, now)
+    record, notices = announce(record, seen, now)
+    if notices:
+        seen = view(record, state, rules, now)  # as told: a release announced needs no further look
+    if record != state.managed:
+        state = msgspec.structs.replace(state, managed=record)
+    return state, seen, notices
 

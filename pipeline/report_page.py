@@ -48,6 +48,10 @@ _WORDS: dict[str, tuple[str, str]] = {
     "switch": ("English", "中文"),
     "zone": ("显示时区", "Display time zone"),
     "back": ("返回指挥中心", "back to the command centre"),
+    "management": ("管控人员（按街道）", "People under management, by street"),
+    "released": ("当日解除管控", "released"),
+    "tests_missed": ("当日核酸逾期", "tests missed"),
+    "people_overdue": ("逾期未检人数", "people overdue"),
 }
 _SEGMENTS = (("accepted_in_time", "#2e9e4f"), ("accepted_late", "#f5d33c"), ("waiting", "#3b7dd8"), ("overdue", "#d7191c"))
 _SEGMENT_WORDS = {"accepted_in_time": ("按时接收", "accepted in time"), "accepted_late": ("超时接收", "accepted late"),
@@ -160,6 +164,11 @@ def reports_html(
                        ("events", _num(t.get("events_in"))), ("dead", _num(t.get("dead_letters")))):
         parts.append(f"<div class='tile' data-figure='{key}'><b>{value}</b>{_w(key, lang)}</div>")
     parts.append("</div>")
+    managed = reports.management
+    parts.append(f"<h2>{_w('management', lang)}</h2>")
+    parts.append(_table([_w(k, lang) for k in ("street", "released", "tests_missed", "people_overdue")],
+                        [[escape(str(r["street"])), *(_num(r[k]) for k in ("released", "tests_missed", "people_overdue"))]
+                         for r in managed.to_dict("records")]) if len(managed) else f"<p>{_w('none', lang)}</p>")
     streets = reports.streets
     parts.append(f"<h2>{_w('streets', lang)}</h2>")
     if not len(streets):

@@ -19,6 +19,7 @@ import pandas as pd
 from pipeline.access import mask_phone
 from pipeline.cases import Case
 from pipeline.errors import PipelineError
+from pipeline.loop_report import management_day
 from pipeline.rules import CLEAR
 
 __all__ = [
@@ -281,6 +282,8 @@ class DailyReports:
     hourly: tuple[int, ...] = ()
     as_of: datetime | None = None
     zone: ZoneInfo | None = None
+    #: per street: people released on the day, tests missed on the day, people overdue at its end
+    management: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def figures(self) -> dict[str, Any]:
         """The report's figures as JSON (what `epiflow report` and `/reports/daily?format=json` both give)."""
@@ -300,6 +303,7 @@ class DailyReports:
             "streets": streets,
             "communities": communities,
             "hourly": list(self.hourly),
+            "management": [{k: clean(v) for k, v in row.items()} for row in self.management.to_dict("records")],
         }
 
 
@@ -324,6 +328,10 @@ def _stamps(series: pd.Series) -> pd.Series:
     return pd.to_datetime(series, utc=True, errors="coerce", format="ISO8601")
 
 
+def _no_cases() -> pd.DataFrame:
+    return pd.DataFrame(columns=["community", "opened_at", "due_at", "closed", "accepted", "resolved", "escalated"])
+
+
 def _case_frame(msg: pd.DataFrame, events: pd.DataFrame, day: date, zone: ZoneInfo, as_of: datetime,
                 streets: Mapping[str, str | None], names: Mapping[str, str]) -> pd.DataFrame:
     """One row per case opened on `day`: where it is now, its latest due time, and its steps up to `as_of` since
@@ -333,7 +341,7 @@ def _case_frame(msg: pd.DataFrame, events: pd.DataFrame, day: date, zone: ZoneIn
     msg = msg[msg["flagged_at"].notna() & (msg["flagged_at"] <= cut)].sort_values("flagged_at", kind="stable")
     raised = msg[msg["action"] != CLEAR]
     if not len(raised):
-        return pd.DataFrame(columns=["community", "opened_at", "due_at", "closed", "accepted", "resolved", "escalated"])
+        return _no_cases()
     cases = raised.groupby("case_id").agg(opened_at=("flagged_at", "first"), due_at=("due_at", "last"),
                                           last_raised=("flagged_at", "last"))
     cases["community"] = msg.groupby("case_id")["community"].last()
@@ -341,6 +349,8 @@ def _case_frame(msg: pd.DataFrame, events: pd.DataFrame, day: date, zone: ZoneIn
     cases["closed"] = clears.reindex(cases.index)
     cases.loc[cases["closed"].notna() & (cases["closed"] < cases["last_raised"]), "closed"] = pd.NaT
     cases = cases[cases["opened_at"].dt.tz_convert(zone).dt.date == day]
+    if not len(cases):  # cases of other days may still have steps on this one
+        return _no_cases()
     events = events[events["at"].notna() & (events["at"] <= cut)]
     since = events["case_id"].map(cases["last_raised"])
     events = events[since.notna() & (events["at"] >= since)]  # a raise or lower asks to accept again
@@ -390,6 +400,7 @@ def daily_reports(
     streets: Mapping[str, str | None],
     names: Mapping[str, str] | None = None,
     as_of: datetime | None = None,
+    loop_messages: Iterable[Mapping[str, Any]] = (),
 ) -> DailyReports:
     """People, case handling and throughput for `day` (in `zone`) from the topics' records.
 
@@ -454,9 +465,12 @@ def daily_reports(
         "events_in": int(sum(r["count"] for r in rows if r["measure"] == "events_in")),
         "dead_letters": int(sum(r["count"] for r in rows if r["measure"] == "dead_letters")),
     }
+    management, managed = management_day(loop_messages, day, zone, streets)
+    totals.update(managed)
     hours = [0] * 24
     if len(cases):
         for hour in cases["opened_at"].dt.tz_convert(zone).dt.hour.tolist():
             hours[int(hour)] += 1
     return DailyReports(day=day, people=people, handling=handling, throughput=throughput, cases=cases,
-                        streets=by_street, totals=totals, hourly=tuple(hours), as_of=as_of, zone=zone)
+                        streets=by_street, totals=totals, hourly=tuple(hours), as_of=as_of, zone=zone,
+                        management=management)

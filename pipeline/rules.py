@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from pipeline.conditions import Compiled, ConditionProblem, Windows, compile_condition
 from pipeline.errors import RulesError
+from pipeline.obligations import Obligations, ObligationsDoc, compile_obligations
 
 __all__ = [
     "CLEAR",
@@ -60,6 +61,8 @@ class ActionDoc(_Doc):
     duration_days: Annotated[int, Field(ge=0)] | None = None
     accept_within_minutes: Annotated[int, Field(ge=0)] | None = None
     text: ActionText
+    #: what the action obliges (tests, duration, release); an action without it is not managed after triage
+    obligations: ObligationsDoc | None = None
 
 
 class OverridesDoc(_Doc):
@@ -101,6 +104,7 @@ class Action:
     accept_within_minutes: int | None
     text_zh: str
     text_en: str
+    obligations: Obligations | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +248,12 @@ def _check(document: dict[str, Any], located: _Located) -> Rules:
         if a.severity in severities:
             problems.append((("actions", i, "severity"), f"severity {a.severity} is already used by {severities[a.severity]!r}; severities must differ so the most severe action is clear"))
         severities[a.severity] = a.name
-        actions[a.name] = Action(a.name, a.severity, a.duration_days, a.accept_within_minutes, a.text.zh, a.text.en)
+        obligations = None
+        if a.obligations is not None:
+            obligations, found = compile_obligations(a.obligations, ("actions", i, "obligations"))
+            problems += found
+        actions[a.name] = Action(a.name, a.severity, a.duration_days, a.accept_within_minutes, a.text.zh, a.text.en,
+                                 obligations)
     if CLEAR not in actions:
         problems.append((("actions",), f"no action named {CLEAR!r} (what a person gets when no rule applies)"))
     elif actions[CLEAR].severity != min(a.severity for a in actions.values()):
@@ -270,6 +279,7 @@ def _check(document: dict[str, Any], located: _Located) -> Rules:
                 action.accept_within_minutes if o.accept_within_minutes is None else o.accept_within_minutes,
                 action.text_zh,
                 action.text_en,
+                action.obligations,
             )
         try:
             check = compile_condition(rule.when, ("rules", i, "when"), windows)

@@ -28,6 +28,7 @@ __all__ = [
     "MAX_PLACES",
     "DeclarationInfo",
     "LastVerdict",
+    "Managed",
     "Nat",
     "Observation",
     "PersonState",
@@ -125,6 +126,22 @@ class LastVerdict(_Record):
     community: str = ""
 
 
+class Managed(_Record):
+    """The action a person is managed under after triage; the tests met are read from `nats` (`pipeline.management`).
+
+    `day_one` is a date ordinal in the display zone, `start` the moment hour windows count from, `since`
+    when management began; `ended` is when the release was announced, bit i of `told` that test i's miss was.
+    """
+
+    action: str
+    day_one: int
+    start: int
+    since: int
+    case_id: str
+    ended: int = 0
+    told: int = 0
+
+
 class PersonState(_Record):
     """Everything the rules need about one person; `newest` is the latest event time seen."""
 
@@ -139,6 +156,7 @@ class PersonState(_Record):
     nats: tuple[Nat, ...] = ()
     places: tuple[Place, ...] = ()
     last: LastVerdict | None = None
+    managed: Managed | None = None
 
     @property
     def birth_date(self) -> date | None:
@@ -328,12 +346,12 @@ def _horizon_seconds(horizon: timedelta) -> int:
 def _merged(key: str, state: PersonState | None, observations: Iterable[Observation], floor_gap: int) -> PersonState | None:
     """The state after the observations, trimmed `floor_gap` seconds behind the newest; None when nothing changed."""
     if state is None:
-        newest, newest_id, decl, last = -(2**62), "", None, None
+        newest, newest_id, decl, last, managed = -(2**62), "", None, None, None
         masked_id, name, phone, birth = "", "", "", 0
         nats: list[Nat] = []
         places: list[Place] = []
     else:
-        newest, newest_id, decl, last = state.newest, state.newest_id, state.declaration, state.last
+        newest, newest_id, decl, last, managed = state.newest, state.newest_id, state.declaration, state.last, state.managed
         masked_id, name, phone, birth = state.masked_id, state.name, state.phone, state.birth
         nats = list(state.nats)
         places = list(state.places)
@@ -370,7 +388,8 @@ def _merged(key: str, state: PersonState | None, observations: Iterable[Observat
     kept_places = sorted([p for p in places if p.t_to >= floor], key=_PLACE_ORDER)[-MAX_PLACES:]
     if decl is not None and decl.submitted < floor:
         decl = None
-    return PersonState(key, masked_id, name, phone, birth, newest, newest_id, decl, tuple(kept_nats), tuple(kept_places), last)
+    return PersonState(key, masked_id, name, phone, birth, newest, newest_id, decl, tuple(kept_nats), tuple(kept_places), last,
+                       managed)
 
 
 def remember(state: PersonState, last: LastVerdict | None) -> PersonState:
@@ -388,6 +407,7 @@ def state_to_bytes(state: PersonState) -> bytes:
     """
     d = state.declaration
     last = state.last
+    m = state.managed
     return _ENCODE((
         _FORMAT,
         state.person_key,
@@ -402,6 +422,7 @@ def state_to_bytes(state: PersonState) -> bytes:
         [(p.event_id, p.seq, _KIND_CODE[p.kind], p.t_from, p.t_to, p.lon, p.lat, p.label, p.role) for p in state.places],
         None if last is None else (last.action, last.severity, last.rules_version, last.case_id, last.message_id, last.at,
                                    last.community),
+        *(() if m is None else ((m.action, m.day_one, m.start, m.since, m.case_id, m.ended, m.told),)),
     ))
 
 
@@ -423,11 +444,12 @@ def _decoded_state(v: object, marker: int, place: Callable[[list], Place]) -> Pe
     (format 1 keeps place kinds as strings, the msgpack format as small ints)."""
     if not isinstance(v, list) or not v or v[0] != marker:
         raise StateError(f"person state has an unknown format marker {v[0] if isinstance(v, list) and v else v!r:.40}")
-    (_, key, masked, name, phone, birth, newest, newest_id, d, nats, places, last) = v
+    (_, key, masked, name, phone, birth, newest, newest_id, d, nats, places, last, *managed) = v
     return PersonState(
         key, masked, name, phone, birth, newest, newest_id,
         None if d is None else DeclarationInfo(*d),
         tuple([Nat(*n) for n in nats]),
         tuple([place(p) for p in places]),
         None if last is None else LastVerdict(*last),
+        Managed(*managed[0]) if managed else None,
     )

@@ -29,7 +29,9 @@ from pipeline.cases import (
 from pipeline.errors import RejectedEvent
 from pipeline.events import CaseEvent, PersonEvent, TriageMessage
 from pipeline.ingest import dead_letter, person_event_records
-from pipeline.join import step_many
+from pipeline.join import Outcome, step_many
+from pipeline.management import notice_messages
+from pipeline.stages import STAGES, stage_message
 from pipeline.state import PersonState, new_state, state_from_bytes, state_to_bytes
 from pipeline.wire import decode_person_event
 from streams.control import control_log_for
@@ -80,6 +82,10 @@ class Agents:
     #: key groups' rosters, members and reminders (`streams.key_groups`)
     key_groups: Any = None
     _escalating: set[bytes] = field(default_factory=set)
+    #: person key -> when that person's management next changes without an event (the management timer scans it)
+    wakes: dict[bytes, float] = field(default_factory=dict)
+    #: person key -> (status, action, community, next due, day the status was reached), for the dashboard
+    managed: dict[bytes, tuple[str, str, str, float | None, str]] = field(default_factory=dict)
 
     async def send(self, topic: Any, key: bytes | None, value: bytes) -> Awaitable[Any]:
         """Hand a record to the producer directly (the hot paths skip Faust's per-message channel
@@ -216,6 +222,9 @@ class Agents:
         wall = utc_now()
         deliveries = [await self._send_triage(key, o.message, o.events, wall)
                       for key, o in zip(grouped, outcomes, strict=True) if o.message is not None]
+        deliveries += [await self._send_notices(key, o, now) for key, o in zip(grouped, outcomes, strict=True) if o.notices]
+        for key, o in zip(grouped, outcomes, strict=True):
+            self._track_management(key, o, now)
         if deliveries:
             # the state remembers the verdict as sent: it must not reach the changelog before the
             # message reaches its queue, or a crash in between loses the message for good
@@ -248,6 +257,46 @@ class Agents:
         for listener in self.listeners:
             listener(message, latency)
         return queued, recorded
+
+    async def _send_notices(self, key: bytes, outcome: Outcome, now: datetime) -> tuple[Awaitable[Any], ...]:
+        """Send `test_overdue` / `released` to the community's queue (a missed test also to the street's); the deliveries."""
+        rt = self.runtime
+        sent: list[Awaitable[Any]] = []
+        for message in notice_messages(outcome.after, outcome.management, outcome.notices, rt.rules.tz, int(now.timestamp())):
+            body = message.model_dump_json().encode()
+            sent.append(await self.send(await self.topics.triage(message.community), key, body))
+            if message.kind == "test_overdue":
+                street = rt.communities.street_of(message.community) or "unassigned"
+                sent.append(await self.send(await self.topics.street(street), key, body))
+            rt.metrics.loop_messages.labels(kind=message.kind).inc()
+        return tuple(sent)
+
+    def _track_management(self, key: bytes, outcome: Outcome, now: datetime) -> None:
+        """Keep when each managed person next needs a look, and their status for the dashboard."""
+        seen = outcome.management
+        if seen.status == "none":
+            self.wakes.pop(key, None)
+            self.managed.pop(key, None)
+            return
+        if seen.wake is None:
+            self.wakes.pop(key, None)
+        else:
+            self.wakes[key] = float(seen.wake)
+        last = outcome.after.last
+        community = last.community if last is not None and last.community else "unassigned"
+        previous = self.managed.get(key)
+        day = previous[4] if previous is not None and previous[0] == seen.status else \
+            now.astimezone(self.runtime.settings.zone).date().isoformat()
+        self.managed[key] = (seen.status, seen.action or "", community,
+                             None if seen.next_due is None else float(seen.next_due), day)
+
+    async def wake_managed(self) -> None:
+        """Re-evaluate, through the join, every local person whose management deadline has passed (no event needed)."""
+        cut = self.runtime.clock().timestamp()
+        due = [key for key, at in self.wakes.items() if at <= cut]
+        for key in due:
+            self.wakes.pop(key, None)
+            await self.topics.person_events.send(key=key, value=b'{"management":true}', headers={REEVALUATE: b"1"})
 
     async def case_batch(self, events: Sequence[Any]) -> None:
         """Apply a batch of triage messages and case events to the cases table, in order.
@@ -291,6 +340,13 @@ class Agents:
             await (await self.send(await self.topics.street(street), updated.person_key.encode(),
                                    _escalation_body(updated, message, event)))
             rt.metrics.cases_overdue.inc()
+        if event.kind in STAGES:
+            row = next(r for r in updated.stages if r[0] == event.kind)
+            staged = stage_message(updated.case_id, updated.person_key, updated.community, updated.action, message, row,
+                                   updated.accepted_at, updated.stages)
+            await (await self.send(await self.topics.triage(updated.community), updated.person_key.encode(),
+                                   staged.model_dump_json().encode()))
+            rt.metrics.loop_messages.labels(kind="stage").inc()
         rt.metrics.case_events.labels(kind=event.kind).inc()
         return await self._put_case(updated, message, partition)
 
@@ -422,6 +478,13 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
         except Exception:
             log.exception("escalation timer failed")
 
+    @app.timer(interval=1.0)
+    async def management_timer() -> None:
+        try:
+            await agents.wake_managed()
+        except Exception:
+            log.exception("management timer failed")
+
     @app.task
     async def declare_queues() -> None:
         await _declare_queues(agents)
@@ -450,6 +513,9 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
         states = [state_from_bytes(raw) for raw in list(persons.values()) if raw]
         runtime.places = PlaceStore()
         _remember_places(runtime, [(new_state(s.person_key), s) for s in states])
+        for s in states:
+            if s.managed is not None and not s.managed.ended:
+                agents.wakes[s.person_key.encode()] = 0.0  # looked at again at the next tick of the management timer
 
     return agents
 

@@ -21,6 +21,7 @@ from faust.web import Request, Response, View
 from pipeline.errors import PipelineError, RejectedEvent
 from pipeline.events import CaseEvent, CheckpointScan, Declaration, NatResult, PersonEvent
 from pipeline.ingest import parse_input, person_events
+from pipeline.loop_report import management_summary
 from pipeline.map_levels import (
     MapLevels,
     area_facts,
@@ -31,6 +32,7 @@ from pipeline.map_levels import (
 )
 from pipeline.policy import policy_for
 from pipeline.reports import UNASSIGNED, district_summary, queue_rows
+from pipeline.stages import STAGED_ACTIONS, STAGES, stage_problem, stage_times
 from pipeline.state import PersonState, state_from_bytes
 from pipeline.triage import PersonDecision, Verdict, checkpoint_decision, evaluate
 from streams.access import AccessGate
@@ -336,8 +338,10 @@ def register_api(app: faust.App, agents: Agents) -> None:
     class CaseStepView(View):
         @guarded
         async def post(self, request: Request, case_id: str, step: str) -> Response:
+            if step == "stages":
+                return await _post_stage(agents, request, case_id)
             if step not in ("accept", "resolve"):
-                raise ApiProblem(404, f"unknown case step {step!r}; use accept or resolve")
+                raise ApiProblem(404, f"unknown case step {step!r}; use accept, resolve or stages")
             require_ready(agents)
             raw = agents.cases.get(case_id.encode())
             if raw is None:
@@ -515,12 +519,28 @@ def community_cases(agents: Agents, code: str, *, full_phone: bool) -> dict[str,
     rows = queue_rows(mine, now, full_phone=full_phone, action_texts=_action_texts(agents, "zh"),
                       action_texts_en=_action_texts(agents, "en"), zone=zone)
     closed_reasons = {c.case_id: c.closed_reason for c, _ in mine}
+    staged = {c.case_id: c for c, _ in mine}
     community = rt.communities.get(code)
     return {
         "community": code, "name": community.name if community else UNASSIGNED.get(code, code),
         "street": community.street if community else None, "now": now.astimezone(zone).isoformat(),
         "zone": zone.key, "recovering": recovering(agents),
-        "cases": [{**r.to_json(), "closed_reason": closed_reasons[r.case_id]} for r in rows],
+        "cases": [{**r.to_json(), "closed_reason": closed_reasons[r.case_id], **_stages_json(staged[r.case_id], zone)}
+                  for r in rows],
+    }
+
+
+def _stages_json(case: Any, zone: Any) -> dict[str, Any]:
+    """A case's transfer stages (times in the display zone), the next one, and its transfer and reception minutes."""
+    if case.action not in STAGED_ACTIONS:
+        return {}
+    done = [row[0] for row in case.stages]
+    return {
+        "stages": [{"stage": k, "at": datetime.fromisoformat(at).astimezone(zone).isoformat(), "by": by, "site": site,
+                    "arrived_at": datetime.fromisoformat(arrived).astimezone(zone).isoformat() if arrived else None}
+                   for k, at, by, site, arrived in case.stages],
+        "next_stage": STAGES[len(done)] if len(done) < len(STAGES) else None,
+        **stage_times(case.accepted_at, case.stages),
     }
 
 
@@ -536,6 +556,49 @@ def area_levels(agents: Agents, cases: list[Any], now: datetime) -> tuple[dict[s
     communities = list(rt.communities)
     facts = area_facts(communities, cases, region_levels(communities, rt.regions, now))
     return levels_by_area(facts, levels), levels_by_area(street_facts(communities, facts), levels)
+
+
+async def _post_stage(agents: Agents, request: Request, case_id: str) -> Response:
+    """`POST /api/cases/{id}/stages` `{"stage": "dispatched" | "picked_up" | "received", "site": …, "arrived_at": …}`
+    from the case's community or an isolation site's staff; 202 once the stage is on `case-events`."""
+    rt = agents.runtime
+    gate = gate_of(agents)
+    require_ready(agents)
+    raw = agents.cases.get(case_id.encode())
+    if raw is None:
+        gate.require(request, "admin")
+        raise ApiProblem(404, f"no case {case_id!r} on this worker")
+    case, _ = read_case(raw)
+    try:
+        grant = gate.require(request, "community", case.community)
+    except Denied as exc:
+        if exc.status != 403:
+            raise
+        grant = gate.require(request, "site")
+    try:
+        body = orjson.loads(await request.read() or b"{}")
+    except orjson.JSONDecodeError:
+        raise ApiProblem(400, "the body is not JSON; send {\"stage\": \"dispatched\"}") from None
+    if not isinstance(body, dict):
+        raise ApiProblem(400, "the body must be a JSON object such as {\"stage\": \"dispatched\"}")
+    stage, site = str(body.get("stage", "")), str(body.get("site", "") or "")
+    problem = stage_problem(case.action, case.stages, stage, site)
+    if problem is not None:
+        raise ApiProblem(409 if stage in STAGES else 400, problem, [{"field": "stage", "problem": problem}])
+    arrived = None
+    if body.get("arrived_at"):
+        try:
+            arrived = datetime.fromisoformat(str(body["arrived_at"]))
+        except ValueError:
+            arrived = None
+        if arrived is None or arrived.tzinfo is None:
+            raise ApiProblem(400, f"arrived_at was {body['arrived_at']!r} but is expected to be ISO 8601 with an offset",
+                             [{"field": "arrived_at", "problem": "not a time with an offset"}])
+    now = utc_now()
+    event = CaseEvent(case_id=case_id, kind=stage, by=grant.who, at=now, site=site, arrived_at=arrived)
+    await agents.topics.case_events.send(key=case_id.encode(), value=event.model_dump_json().encode())
+    return ok({"case_id": case_id, "stage": stage, "by": grant.who, "site": site,
+               "at": now.astimezone(rt.settings.zone).isoformat()}, 202)
 
 
 def dashboard_data(agents: Agents) -> dict[str, Any]:
@@ -572,8 +635,10 @@ def dashboard_data(agents: Agents) -> dict[str, Any]:
         for sample in metric.samples:
             if sample.name.endswith("_total"):
                 flagged[sample.labels["action"]] = int(sample.value)
+    management = management_summary(list(agents.managed.values()), rt.clock(), zone, {c.code: c.street for c in communities})
     return {
         **summary, "now": now.astimezone(zone).isoformat(), "zone": zone.key, "recovering": recovering(agents),
+        "management": management,
         "counts": dict(agents.counts),
         "levels": by_community, "street_levels": by_street, "action_texts": _action_texts(agents, "zh"),
         "colours": {code: colours.by_number(n).colour for code, n in by_community.items()},

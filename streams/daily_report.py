@@ -45,6 +45,8 @@ class ReportInputs:
     messages: list[dict[str, Any]] = field(default_factory=list)
     case_events: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    #: `test_overdue` and `released` messages of every community topic
+    loop_messages: list[dict[str, Any]] = field(default_factory=list)
     inputs: dict[str, list[datetime]] = field(default_factory=dict)
     rules_version: str = ""
     key_groups: KeyGroupRecords = field(default_factory=KeyGroupRecords)
@@ -123,8 +125,10 @@ def read_report_inputs(settings: Settings) -> ReportInputs:
     out = ReportInputs()
     prefix = f"{settings.topic_prefix}.triage."
     for topic in (t for t in names if t.startswith(prefix)):
-        out.messages += [m for r in records(topic) if (m := _json(r.value)) and m.get("kind", "triage") == "triage"
-                         and "case_id" in m]
+        decoded = [m for r in records(topic) if (m := _json(r.value))]
+        out.messages += [m for m in decoded if m.get("kind", "triage") == "triage" and "case_id" in m]
+        if ".triage.street." not in topic:
+            out.loop_messages += [m for m in decoded if m.get("kind") in ("test_overdue", "released")]
     out.case_events = [e for r in records(settings.topic("case-events")) if (e := _json(r.value))]
     out.dead_letters = [d for r in records(settings.topic("dead-letters")) if (d := _json(r.value))]
     for kind in INPUT_KINDS:
@@ -184,7 +188,7 @@ def build_report(
     reports = daily_reports(
         day, zone, messages=inputs.messages, case_events=inputs.case_events, dead_letters=inputs.dead_letters,
         inputs=inputs.inputs, streets={c.code: c.street for c in communities},
-        names={c.code: c.name for c in communities}, as_of=now,
+        names={c.code: c.name for c in communities}, as_of=now, loop_messages=inputs.loop_messages,
     )
     page = reports_html(reports, generated_at=now.astimezone(zone), rules_version=inputs.rules_version,
                         zone_label=zone_label(zone, now, lang), lang=lang, action_names=action_names,

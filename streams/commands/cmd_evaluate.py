@@ -17,14 +17,19 @@ def _evaluate(
     communities: Path | None = typer.Option(None, "--communities", help="communities (default: settings)"),
     out: Path | None = typer.Option(None, "--out", help="write verdicts here instead of stdout"),
     dead_letters: Path | None = typer.Option(None, "--dead-letters", help="write rejected records here"),
+    seen: str = typer.Option("events", "--seen", help="when a worker saw each event, which decides the management "
+                             "an episode began with: `events` (each at its own time) or `at` (all at --at)"),
 ) -> None:
-    """One JSON line per person with a valid event: action, severity, community, rules, reasons, due time."""
+    """One JSON line per person with a valid event: action, severity, community, rules, reasons, due time, management."""
     from geo.errors import GeoError
     from pipeline.errors import PipelineError
     from pipeline.evaluate import evaluate_lines, load_indexes, parse_time, read_lines, verdict_line
     from pipeline.rules import load_rules
     from pipeline.settings import load_settings
 
+    if seen not in ("events", "at"):
+        typer.echo(f"error: --seen was {seen!r} but is expected to be 'events' or 'at'", err=True)
+        raise typer.Exit(2)
     try:
         settings = load_settings()
         when = parse_time(at)
@@ -41,7 +46,7 @@ def _evaluate(
 
         result = evaluate_lines(
             read_lines(events), rules=compiled, regions=risk, communities=comm, at=when,
-            secret=settings.secret_bytes, source=events.name, on_reject=reject,
+            secret=settings.secret_bytes, source=events.name, on_reject=reject, seen=seen,
         )
     except OSError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -51,8 +56,8 @@ def _evaluate(
             dl_handle.close()
     sink = out.open("wb") if out else sys.stdout.buffer
     try:
-        for verdict in result.verdicts:
-            sink.write(verdict_line(verdict))
+        for verdict, management in zip(result.verdicts, result.management, strict=True):
+            sink.write(verdict_line(verdict, management, compiled.tz))
     finally:
         if out:
             sink.close()

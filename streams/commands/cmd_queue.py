@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import orjson
 import typer
 
-from pipeline.cases import Case
+from pipeline.cases import Case, case_from_bytes
 from pipeline.errors import SettingsError
 from pipeline.events import CaseEvent
 from pipeline.settings import Settings, load_settings
@@ -109,7 +109,7 @@ def find_case(settings: Settings, case_id: str, timeout_s: float = LOOKUP_SECOND
                         found = record.value
     finally:
         consumer.close()
-    return Case.model_validate(orjson.loads(found)["case"]) if found else None
+    return case_from_bytes(found)[0] if found else None
 
 
 def _step(kind: str, case_id: str, note: str, by: str | None, broker: str | None) -> None:
@@ -149,6 +149,42 @@ def resolve(
 ) -> None:
     """Write a `resolved` case event (and the note)."""
     _step("resolved", case_id, note, by, broker)
+
+
+@_app.command("stage")
+def stage(
+    case_id: str = typer.Argument(...),
+    stage_name: str = typer.Argument(..., metavar="STAGE", help="dispatched, picked_up or received"),
+    site: str = typer.Option("", help="the hospital or isolation site (needed for received)"),
+    arrived_at: str = typer.Option("", "--arrived-at", help="when the person reached the site, ISO 8601 with offset"),
+    by: str = typer.Option(None, help="who records it (default: cli:<user>)"),
+    broker: str = typer.Option(None, help="kafka://host:port"),
+) -> None:
+    """Write a transfer stage of a case (dispatched → picked_up → received) to `case-events`."""
+    from pipeline.stages import stage_problem
+
+    settings = _kafka_settings(broker, "queue stage", "use the stage buttons of the community page")
+    case = find_case(settings, case_id)
+    if case is None:
+        typer.echo(f"error: no case {case_id!r} on {settings.broker}; nothing was sent", err=True)
+        raise typer.Exit(1)
+    problem = stage_problem(case.action, case.stages, stage_name, site)
+    if problem is not None:
+        typer.echo(f"error: {problem}; nothing was sent", err=True)
+        raise typer.Exit(1)
+    arrived = None
+    if arrived_at:
+        try:
+            arrived = datetime.fromisoformat(arrived_at)
+        except ValueError:
+            arrived = None
+        if arrived is None or arrived.tzinfo is None:
+            typer.echo(f"error: --arrived-at was {arrived_at!r} but is expected to be ISO 8601 with an offset", err=True)
+            raise typer.Exit(2)
+    who = by or f"cli:{getpass.getuser()}"
+    event = CaseEvent(case_id=case_id, kind=stage_name, by=who, at=datetime.now(UTC), site=site, arrived_at=arrived)
+    send_records(settings, settings.topic("case-events"), [(case_id.encode(), event.model_dump_json().encode())])
+    typer.echo(f"{stage_name} {case_id} by {who}" + (f" at {site}" if site else ""))
 
 
 def register(root: typer.Typer) -> None:

@@ -64,6 +64,7 @@ def _report(
     reports.handling.to_csv(out / "case_handling.csv", index=False)
     reports.streets.to_csv(out / "streets.csv", index=False)
     reports.throughput.to_csv(out / "throughput.csv", index=False)
+    reports.management.to_csv(out / "management.csv", index=False)
     t = reports.totals
     share = "—" if t["accepted_in_time_share"] is None else f"{100 * t['accepted_in_time_share']:.1f}%"
     typer.echo(f"{when.isoformat()} (rules {inputs.rules_version or '—'}): {t['cases']} cases, {t['open']} open, "

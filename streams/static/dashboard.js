@@ -116,6 +116,18 @@
       cell(tr, c.overdue, "n");
     });
     streets(d.streets);
+    if (d.management) {
+      set("m-active", d.management.by_status.active);
+      set("m-overdue", d.management.by_status.overdue);
+      set("m-released", d.management.by_status.released_today);
+      set("m-due", d.management.tests_due_today);
+      rows("management-streets", d.management.streets, function (tr, s) {
+        cell(tr, s.street);
+        cell(tr, s.active, "n");
+        cell(tr, s.overdue, "n");
+        cell(tr, s.released_today, "n");
+      });
+    }
     rows("by-action", Object.keys(d.open_by_action).map(function (k) { return [k, d.open_by_action[k]]; }), function (tr, kv) {
       cell(tr, lang === "zh" ? (d.action_texts[kv[0]] || kv[0]) : kv[0]);
       cell(tr, kv[1], "n");

@@ -9,11 +9,18 @@
   var W = {
     zh: {open: "待接收", accepted: "已接收", resolved: "已办结", closed: "已解除", accept: "接收", resolve: "办结",
          by: "接收时限", none: "无时限", left: "剩余", late: "已超时", reasons: "原因", notes: "备注", note: "备注",
-         ask: "办结说明", recovering: "本节点正在恢复数据，案件列表稍后显示……"},
+         ask: "办结说明", recovering: "本节点正在恢复数据，案件列表稍后显示……",
+         dispatched: "已派车", picked_up: "已接到", received: "已接收入点", stage_dispatched: "派车",
+         stage_picked_up: "已接到人", stage_received: "隔离点接收", site: "接收点位", arrived: "到达点位时间（如 2022-06-20T10:00+08:00，可留空）",
+         transfer: "转运用时", reception: "接收用时", minutes: "分钟"},
     en: {open: "to accept", accepted: "accepted", resolved: "resolved", closed: "closed", accept: "Accept",
          resolve: "Resolve", by: "accept by", none: "no deadline", left: "left", late: "overdue by",
          reasons: "Reasons", notes: "notes", note: "note", ask: "Resolution note",
-         recovering: "This worker is recovering its tables; the queue shows in a moment…"}
+         recovering: "This worker is recovering its tables; the queue shows in a moment…",
+         dispatched: "dispatched", picked_up: "picked up", received: "received", stage_dispatched: "Dispatch",
+         stage_picked_up: "Picked up", stage_received: "Received at site", site: "Receiving site",
+         arrived: "Arrived at the site (e.g. 2022-06-20T10:00+08:00, may be left empty)",
+         transfer: "transfer", reception: "reception", minutes: "min"}
   }[lang];
   var when = window.epiflowWhen(zone);
   var clock = new Intl.DateTimeFormat(lang === "zh" ? "zh-CN" : "en-GB", {timeZone: zone, hour: "2-digit",
@@ -59,6 +66,38 @@
       if (!r.ok) return r.json().then(function (j) { window.alert(j.problem || r.status); });
       return refresh();
     });
+  }
+
+  function stage(caseId, name) {
+    var body = {stage: name};
+    if (name === "received") {
+      var site = window.prompt(W.site, "");
+      if (site === null) return;
+      body.site = site;
+      var arrived = window.prompt(W.arrived, "");
+      if (arrived === null) return;
+      if (arrived) body.arrived_at = arrived;
+    }
+    fetch("/api/cases/" + encodeURIComponent(caseId) + "/stages", {
+      method: "POST", credentials: "same-origin",
+      headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)
+    }).then(function (r) {
+      if (!r.ok) return r.json().then(function (j) { window.alert(j.problem || r.status); });
+      return refresh();
+    });
+  }
+
+  function stages(c) {
+    var box = el("div", "stages");
+    (c.stages || []).forEach(function (s) {
+      var p = el("p", "stage " + s.stage, (W[s.stage] || s.stage) + " " + when.format(new Date(s.at)) +
+        (s.site ? " · " + s.site : "") + " · " + s.by);
+      p.setAttribute("data-stage", s.stage);
+      box.appendChild(p);
+    });
+    if (c.transfer_minutes != null) box.appendChild(el("p", "times transfer", W.transfer + " " + c.transfer_minutes + " " + W.minutes));
+    if (c.reception_minutes != null) box.appendChild(el("p", "times reception", W.reception + " " + c.reception_minutes + " " + W.minutes));
+    return box;
   }
 
   function card(c) {
@@ -108,7 +147,14 @@
     c.notes.forEach(function (n) { ul.appendChild(el("li", "note", W.note + ": " + n)); });
     details.appendChild(ul);
     a.appendChild(details);
+    if (c.stages) a.appendChild(stages(c));
     var buttons = el("div", "buttons");
+    if (c.next_stage && c.status === "accepted") {
+      var st = el("button", "stage-next", W["stage_" + c.next_stage]);
+      st.setAttribute("data-stage", c.next_stage);
+      st.onclick = function () { stage(c.case_id, c.next_stage); };
+      buttons.appendChild(st);
+    }
     if (c.status === "open") {
       var acc = el("button", "accept", W.accept);
       acc.onclick = function () { act(c.case_id, "accept"); };

@@ -210,3 +210,59 @@ def test_the_dashboard_explains_its_map_lists_streets_and_overdue_cases_and_fits
     assert "翠苑街道" in page.inner_text("table")
     page.screenshot(path=str(OUT / f"report-{size}.png"), full_page=True)
     page.context.close()
+
+
+def _transfer_case(site: RunningWorker, case_id: str, masked: str) -> None:
+    """A transfer case for community A, due in an hour, sent to the case agent's topic."""
+    now = datetime.now(UTC)
+    message = TriageMessage(
+        message_id=f"msg-{case_id}", case_id=case_id, person_key=f"k-{case_id}", masked_id=masked,
+        name="赵六", phone="13900139001", community=COMMUNITY_A[0], action="transfer", previous_action=None, severity=60,
+        due_at=now + timedelta(hours=1), reasons=[Reason(rule="positive-nat", text="阳性")],
+        rules_version=site.worker.runtime.rules_version, flagged_at=now, source_event_ids=[])
+
+    async def send() -> None:
+        await site.worker.agents.topics.cases.send(key=case_id.encode(), value=message.model_dump_json().encode())
+
+    site.run(send())
+
+
+def test_a_transfer_walks_through_its_three_stages_on_the_community_page_with_its_times(browser: object, site: RunningWorker) -> None:
+    masked = "330***********888X"
+    _transfer_case(site, "case-transfer-0001", masked)
+    page = _signed_in(browser, site, site.tokens["community_a"], f"/communities/{COMMUNITY_A[0]}")
+    card = _card(masked)
+    page.wait_for_selector(card, timeout=5000)
+    page.click(f"{card} button.accept")
+    page.wait_for_selector(f"{card}[data-status=accepted] button.stage-next[data-stage=dispatched]", timeout=5000)
+    assert page.inner_text(f"{card} button.stage-next") == "派车"
+    page.click(f"{card} button.stage-next")
+    page.wait_for_selector(f"{card} p.stage[data-stage=dispatched]", timeout=5000)
+    page.wait_for_selector(f"{card} button.stage-next[data-stage=picked_up]", timeout=5000)
+    page.click(f"{card} button.stage-next")
+    page.wait_for_selector(f"{card} button.stage-next[data-stage=received]", timeout=5000)
+    arrived = (datetime.now(UTC) - timedelta(minutes=12)).isoformat(timespec="seconds")
+    answers = iter(["城西集中隔离点", arrived])
+    page.on("dialog", lambda dialog: dialog.accept(next(answers)))
+    page.click(f"{card} button.stage-next")
+    page.wait_for_selector(f"{card} p.stage[data-stage=received]", timeout=5000)
+    page.wait_for_selector(f"{card} p.times.reception", timeout=5000)
+    assert "城西集中隔离点" in page.inner_text(f"{card} p.stage[data-stage=received]")
+    assert page.locator(f"{card} button.stage-next").count() == 0
+    reception = page.inner_text(f"{card} p.times.reception")
+    assert reception.startswith("接收用时 ") and 11.5 <= float(reception.split()[1]) <= 13.5, reception
+    transfer = page.inner_text(f"{card} p.times.transfer")
+    assert transfer.startswith("转运用时 ") and 0 <= float(transfer.split()[1]) < 5, transfer
+    page.screenshot(path=str(OUT / "transfer-stages.png"), full_page=True)
+
+    from streams.memory import get_broker
+
+    broker = get_broker(site.worker.settings.broker)
+    events = [orjson.loads(r.value) for r in broker.all_records(site.worker.settings.topic("case-events"))
+              if r.key == b"case-transfer-0001"]
+    assert [e["kind"] for e in events] == ["accepted", "dispatched", "picked_up", "received"]
+    assert events[-1]["site"] == "城西集中隔离点" and events[-1]["arrived_at"]
+    queue = [orjson.loads(r.value) for r in broker.all_records(site.worker.settings.topic(f"triage.{COMMUNITY_A[0]}"))]
+    assert [m["detail"]["stage"] for m in queue if m.get("kind") == "stage" and m["case_id"] == "case-transfer-0001"] == \
+        ["dispatched", "picked_up", "received"]
+    page.context.close()

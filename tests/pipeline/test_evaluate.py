@@ -43,7 +43,9 @@ def test_evaluate_writes_one_line_per_person_and_dead_letters(sim):
     assert f"{manifest['events']} records: {manifest['events'] - len(letters)} valid, {len(letters)} dead-lettered" in result.output
     keys = [v["person_key"] for v in verdicts]
     assert len(keys) == len(set(keys)) > 300
-    assert set(verdicts[0]) == {"person_key", "masked_id", "name", "action", "severity", "community", "rules", "reasons", "due_at"}
+    assert set(verdicts[0]) == {"person_key", "masked_id", "name", "action", "severity", "community", "rules", "reasons", "due_at",
+                                "management"}
+    assert set(verdicts[0]["management"]) == {"status", "action", "day", "tests", "next_due"}
     actions = Counter(v["action"] for v in verdicts)
     assert {"clear", "centralized_isolation", "home_isolation", "two_tests_in_three_days", "test_within_24h", "hold"} <= set(actions)
     for v in verdicts:

@@ -199,3 +199,13 @@ def test_states_written_as_json_arrays_still_decode():
     ])
     assert state_from_bytes(legacy) == state
     assert len(state_to_bytes(state)) < len(legacy)
+
+
+def test_a_managed_state_round_trips_and_an_unmanaged_one_stores_nothing_for_it():
+    from pipeline.state import Managed, PersonState, state_from_bytes, state_to_bytes
+
+    plain = PersonState(person_key="k")
+    managed = PersonState(person_key="k", managed=Managed("home_isolation", 738316, 1655000000, 1655010000, "case-1", 0, 2))
+    assert state_from_bytes(state_to_bytes(managed)) == managed
+    assert state_from_bytes(state_to_bytes(plain)) == plain and state_from_bytes(state_to_bytes(plain)).managed is None
+    assert len(state_to_bytes(managed)) - len(state_to_bytes(plain)) < 60

@@ -113,12 +113,13 @@ _NO_REDIRECT = urllib.request.build_opener(_NoRedirect)
 
 def write_access(path: Path) -> dict[str, str]:
     """An access file with one token per role the tests use; returns the tokens by name."""
-    tokens = {name: new_token() for name in ("checkpoint", "lab", "community_a", "community_b", "admin")}
+    tokens = {name: new_token() for name in ("checkpoint", "lab", "community_a", "community_b", "site", "admin")}
     access = AccessList(())
     now = datetime.now(UTC)
     for name, role, subject in (("checkpoint", "checkpoint", "cp-01"), ("lab", "lab", "lab-1"),
                                 ("community_a", "community", COMMUNITY_A[0]),
-                                ("community_b", "community", COMMUNITY_B[0]), ("admin", "admin", "")):
+                                ("community_b", "community", COMMUNITY_B[0]), ("site", "site", "site-1"),
+                                ("admin", "admin", "")):
         access = access.add(role, subject, tokens[name], created_at=now)
     path.write_text(access_file_text(access.grants), encoding="utf-8")
     return tokens

@@ -89,8 +89,10 @@ def test_simulated_events_match_offline_evaluation(
             ), counts
             await asyncio.sleep(0.5)
             bus.close()
+            managed.update(worker.agents.managed)
             return status(worker.agents)["counts"]
 
+    managed: dict[bytes, tuple] = {}
     counts = asyncio.run(scenario())
     assert counts["inputs"] == manifest["events"]
     assert counts["inputs"] == counts["forwarded"] + counts["dead_lettered"]
@@ -111,6 +113,7 @@ def test_simulated_events_match_offline_evaluation(
         communities=CommunityIndex(load_communities(deployment.path(deployment.communities))),
         at=at,
         secret=deployment.secret_bytes,
+        seen="at",  # the worker's clock stood at `at` for every event
     )
     live = _last_messages(bus)
     flagged = {v.person_key: v for v in offline.verdicts if v.action != "clear"}
@@ -127,3 +130,14 @@ def test_simulated_events_match_offline_evaluation(
     assert mismatches == [], f"{len(mismatches)} of {len(offline.verdicts)} differ: " + "; ".join(
         f"{k}: {len(v)} e.g. {v[0]}" for k, v in kinds.items()
     )
+
+    live_management = {key.decode(): (status, action, next_due) for key, (status, action, _, next_due, _) in managed.items()}
+    offline_management = {
+        v.person_key: (m.status, m.action, None if m.next_due is None else float(m.next_due))
+        for v, m in zip(offline.verdicts, offline.management, strict=True) if m.status != "none"
+    }
+    assert offline_management, "the simulation should put somebody under management"
+    differ = {k: (offline_management.get(k), live_management.get(k))
+              for k in offline_management.keys() | live_management.keys()
+              if offline_management.get(k) != live_management.get(k)}
+    assert differ == {}, f"{len(differ)} people differ in management, e.g. {list(differ.items())[:3]}"
