@@ -80,6 +80,8 @@ class Agents:
     regions_loaded: bool = False
     queues_declared: bool = False
     awaiting: dict[bytes, float] = field(default_factory=dict)
+    #: key groups' rosters, members and reminders (`streams.key_groups`)
+    key_groups: Any = None
     _escalating: set[bytes] = field(default_factory=set)
     tracing: Tracing | None = None
     #: person key -> when that person's management next changes without an event (the management timer scans it)
@@ -506,6 +508,10 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
     @app.task
     async def regions_control() -> None:
         await _follow_regions(agents)
+
+    from streams.key_groups import register_key_groups
+
+    agents.key_groups = register_key_groups(app, agents)
 
     @cases.on_recover
     async def rebuild_awaiting() -> None:

@@ -82,6 +82,8 @@ SECTIONS: tuple[Section, ...] = (
                         "--broker", "kafka://{bootstrap}"]]),
     Section("pipeline", "offline evaluate throughput (epiflow evaluate)",
             lambda q: [["-m", "pipeline.bench", "--events", "50000" if q else "1000000"]]),
+    Section("key_groups", "key-group compliance offline: roster rows/s, NAT inputs folded/s, one count over every member",
+            lambda q: [["-m", "tools.bench_key_groups", "--members", "2000" if q else "20000"]]),
     Section("api", "checkpoint API latency (POST /api/checkpoints/{id}/scans) on Kafka",
             lambda q: [["-m", "tools.bench_api", "--broker", "kafka://{bootstrap}", "--rate", "200",
                         "--seconds", "5" if q else "20"]] if (REPO / "tools" / "bench_api.py").exists() else []),
