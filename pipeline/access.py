@@ -35,9 +35,10 @@ __all__ = [
     "verify_session",
 ]
 
-#: `site`: the staff of a designated hospital or isolation site, who record the person's reception
-Role = Literal["checkpoint", "lab", "community", "site", "admin"]
-ROLES: tuple[str, ...] = ("checkpoint", "lab", "community", "site", "admin")
+#: `site`: the staff of a designated hospital or isolation site, who record the person's reception;
+#: `enterprise`: a key enterprise posting its key-group rosters
+Role = Literal["checkpoint", "lab", "community", "site", "enterprise", "admin"]
+ROLES: tuple[str, ...] = ("checkpoint", "lab", "community", "site", "enterprise", "admin")
 _HASH_PREFIX = "sha256:"
 _TOKEN_PREFIX = "epf_"
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["CaseError", "PipelineError", "RejectedEvent", "RulesError", "SettingsError", "SimulationError", "StateError"]
+__all__ = [
+    "CaseError", "KeyGroupsError", "PipelineError", "RejectedEvent", "RulesError", "SettingsError", "SimulationError",
+    "StateError",
+]
 
 
 class PipelineError(Exception):
@@ -41,3 +44,7 @@ class CaseError(PipelineError):
 
 class SimulationError(PipelineError):
     """Simulator arguments or sample geography that cannot be used."""
+
+
+class KeyGroupsError(PipelineError):
+    """A key-groups document that does not validate; the message names the file, line and problem."""

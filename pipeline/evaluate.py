@@ -20,6 +20,7 @@ import orjson
 
 from geo.communities import CommunityIndex
 from geo.regions import RiskIndex
+from pipeline.contacts import Exposure, trace_states, with_exposures
 from pipeline.errors import PipelineError, RejectedEvent
 from pipeline.events import DeadLetter
 from pipeline.ingest import Observer, dead_letter
@@ -56,6 +57,8 @@ class Evaluation:
     person_events: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
     phases: dict[str, float] = field(default_factory=dict)
+    #: Each contact's exposures (person key -> shared places), as the workers find them on the stream.
+    exposures: dict[str, tuple[Exposure, ...]] = field(default_factory=dict)
 
     @property
     def invalid(self) -> int:
@@ -168,6 +171,11 @@ def _evaluate(lines, ev, rules, regions, communities, at, secret, source, on_rej
     people = list(states.values())
     ev.verdicts = evaluate_many(people, rules, regions, communities, at)
     ev.phases["evaluate_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    ev.exposures = trace_states(states, rules)
+    if ev.exposures:
+        ev.verdicts = [with_exposures(v, ev.exposures.get(v.person_key, ()), rules, at) for v in ev.verdicts]
+    ev.phases["contacts_s"] = time.perf_counter() - started
     started = time.perf_counter()
     before = replayed(grouped, rules, regions, communities, at) if seen == "events" else {}
     t_at = int(at.timestamp())

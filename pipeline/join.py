@@ -7,7 +7,7 @@ the batch is re-evaluated as is (what a retroactive sweep asks for).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -15,6 +15,7 @@ import msgspec
 
 from geo.communities import CommunityIndex
 from geo.regions import RiskIndex
+from pipeline.contacts import Exposure, with_exposures
 from pipeline.events import PersonEvent, TriageMessage
 from pipeline.management import NONE, Management, Notice, announce, exposures_of, manage, view
 from pipeline.rules import Rules
@@ -43,10 +44,17 @@ def step_many(
     regions: RiskIndex,
     communities: CommunityIndex,
     now: datetime,
+    exposures: Mapping[str, Sequence[Exposure]] | None = None,
 ) -> list[Outcome]:
-    """For each (state, events of that person): fold, evaluate once, route once; aligned with `batch`."""
+    """For each (state, events of that person): fold, evaluate once, route once; aligned with `batch`.
+
+    `exposures` (person key -> contact exposures) are folded into those people's verdicts.
+    """
     folded = [apply_many(state, events, horizon=rules.horizon) if events else state for state, events in batch]
     verdicts = evaluate_many(folded, rules, regions, communities, now)
+    if exposures:
+        verdicts = [with_exposures(v, exposures[v.person_key], rules, now) if v.person_key in exposures else v
+                    for v in verdicts]
     outcomes = []
     t_now = int(now.timestamp())
     for (before, events), state, verdict in zip(batch, folded, verdicts, strict=True):

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from pipeline.conditions import Compiled, ConditionProblem, Windows, compile_condition
+from pipeline.contacts import ContactRule, ContactRules, ContactsDoc
 from pipeline.errors import RulesError
 from pipeline.obligations import Obligations, ObligationsDoc, compile_obligations
 
@@ -92,6 +93,8 @@ class RulesDocument(_Doc):
     rules: list[RuleDoc]
     #: The scenario file `epiflow rules check` runs, relative to this document's file.
     scenarios: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
+    #: Who is a close or secondary contact of a positive case, and the action each gets (absent: no tracing).
+    contacts: ContactsDoc | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +131,7 @@ class Rules:
     rules: tuple[CompiledRule, ...]
     clear: Action
     horizon: timedelta
+    contacts: ContactRules | None = None
 
     @property
     def by_severity(self) -> list[Action]:
@@ -287,10 +291,37 @@ def _check(document: dict[str, Any], located: _Located) -> Rules:
             problems.append((problem.path, problem.message))
             continue
         compiled.append(CompiledRule(rule.id, rule.description, action, check))
+    contacts = _contact_rules(doc, actions, seen, problems)
     if problems:
         raise RulesError(_report(located, problems))
     horizon = timedelta(seconds=windows.lookback + windows.nat_valid)
-    return Rules(doc, located.source, doc.version, tz, windows, actions, tuple(compiled), actions[CLEAR], horizon)
+    return Rules(doc, located.source, doc.version, tz, windows, actions, tuple(compiled), actions[CLEAR], horizon, contacts)
+
+
+def _contact_rules(
+    doc: RulesDocument, actions: dict[str, Action], rule_ids: dict[str, int], problems: list[tuple[Path_, str]]
+) -> ContactRules | None:
+    """Compile the `contacts:` section, adding its problems (unknown action, clashing or repeated id) to `problems`."""
+    if doc.contacts is None:
+        return None
+    compiled: list[ContactRule] = []
+    seen: dict[str, int] = {}
+    for i, r in enumerate(doc.contacts.rules):
+        where = ("contacts", "rules", i)
+        if r.id in rule_ids:
+            problems.append((where + ("id",), f"contact rule id {r.id!r} is already a rule id (rules[{rule_ids[r.id]}]); reasons must tell them apart"))
+        if r.id in seen:
+            problems.append((where + ("id",), f"duplicate contact rule id {r.id!r} (first at contacts.rules[{seen[r.id]}])"))
+        seen.setdefault(r.id, i)
+        action = actions.get(r.action)
+        if action is None:
+            problems.append((where + ("action",), f"unknown action {r.action!r} (expected one of {', '.join(actions)})"))
+            continue
+        if action.name == CLEAR:
+            problems.append((where + ("action",), f"a contact rule cannot give {CLEAR!r}; name the action contacts get"))
+            continue
+        compiled.append(ContactRule(r.id, r.description, r.degree, r.same, float(r.within_m), int(r.overlap_minutes * 60), action))
+    return ContactRules(tuple(compiled), int(doc.contacts.days_before_sample * 86_400))
 
 
 def _report(located: _Located, problems: list[tuple[Path_, str]]) -> str:

@@ -45,6 +45,7 @@ class Settings(BaseModel):
     web_port: int = Field(default=6066, ge=0, le=65535)
     display_tz: str = "Asia/Shanghai"
     rules: Path = Path("config/rules.yaml")
+    key_groups: Path = Path("config/key_groups.yaml")
     regions: Path = Path("config/geo/risk_regions.geojson")
     communities: Path = Path("config/geo/district.geojson")
     checkpoints: Path = Path("config/geo/checkpoints.geojson")

@@ -39,6 +39,7 @@ from streams.queries import CaseIndex
 from streams.runtime import RegionChange, Runtime, utc_now
 from streams.tables import raw_table
 from streams.topics import Topics
+from streams.tracing import Tracing
 
 __all__ = ["Agents", "register_agents"]
 
@@ -81,7 +82,10 @@ class Agents:
     queues_declared: bool = False
     awaiting: dict[bytes, float] = field(default_factory=dict)
     index: CaseIndex = field(default_factory=CaseIndex)
+    #: key groups' rosters, members and reminders (`streams.key_groups`)
+    key_groups: Any = None
     _escalating: set[bytes] = field(default_factory=set)
+    tracing: Tracing | None = None
     #: person key -> when that person's management next changes without an event (the management timer scans it)
     wakes: dict[bytes, float] = field(default_factory=dict)
     #: person key -> (status, action, community, next due, day the status was reached), for the dashboard
@@ -217,7 +221,9 @@ class Agents:
                 reevaluations += 1
             else:
                 entry[1].append(decode_person_event(event.value) or PersonEvent.model_validate_json(event.value))
-        outcomes = step_many(list(grouped.values()), rt.rules, rt.regions, rt.communities, now)
+        tracing = self.tracing
+        exposures, exposed = tracing.exposures_for(list(grouped), partitions, tracing.incoming(events)) if tracing else ({}, {})
+        outcomes = step_many(list(grouped.values()), rt.rules, rt.regions, rt.communities, now, exposures)
         _remember_places(rt, [(o.before, o.after) for o in outcomes if o.events])
         wall = utc_now()
         deliveries = [await self._send_triage(key, o.message, o.events, wall)
@@ -232,6 +238,9 @@ class Agents:
         changed = [(key, state_to_bytes(o.after), partitions[key])
                    for key, o in zip(grouped, outcomes, strict=True) if o.after is not o.before]
         written = await self.persons.put_many(changed)
+        if tracing is not None:
+            written += await tracing.after_batch(
+                [(key, o.before, o.after) for key, o in zip(grouped, outcomes, strict=True)], exposed, partitions)
         for key, outcome in zip(grouped, outcomes, strict=True):
             for person_event in outcome.events:
                 for waiter in self.waiters.pop(f"{person_event.event_id}/{key.decode()}", ()):
@@ -452,6 +461,7 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
     persons = raw_table(app, "persons", settings.partitions)
     cases = raw_table(app, "cases", settings.partitions)
     agents = Agents(app=app, runtime=runtime, topics=topics, persons=persons, cases=cases)
+    agents.tracing = Tracing(agents, raw_table(app, "contacts", settings.partitions), settings.topic("contact-traces"))
 
     for kind, topic in topics.inputs.items():
         _ingest_agent(app, agents, kind, topic)
@@ -491,12 +501,20 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
         await _declare_queues(agents)
 
     @app.task
+    async def contact_traces() -> None:
+        await agents.tracing.follow()
+
+    @app.task
     async def rules_control() -> None:
         await _follow_rules(agents)
 
     @app.task
     async def regions_control() -> None:
         await _follow_regions(agents)
+
+    from streams.key_groups import register_key_groups
+
+    agents.key_groups = register_key_groups(app, agents)
 
     @cases.on_recover
     async def rebuild_awaiting() -> None:

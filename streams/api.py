@@ -421,6 +421,52 @@ def register_api(app: faust.App, agents: Agents) -> None:
             gate.require(request, "admin")
             return ok(await dashboard_data(agents, request))
 
+    @app.page("/api/key-groups/{group}/roster")
+    class RosterView(View):
+        @guarded
+        async def post(self, request: Request, group: str) -> Response:
+            grant = gate.require(request, "enterprise")
+            require_ready(agents)
+            return ok(await post_roster(agents, request, group, grant), 202)
+
+    @app.page("/api/key-groups")
+    class KeyGroupsView(View):
+        @guarded
+        async def get(self, request: Request) -> Response:
+            gate.require(request, "admin")
+            if recovering(agents):
+                raise ApiProblem(503, "this worker is recovering its tables after a start; retry in a moment",
+                                 headers={"Retry-After": str(RECOVERY_RETRY_AFTER)})
+            return ok(agents.key_groups.figures())
+
+
+async def post_roster(agents: Agents, request: Any, group: str, grant: Any) -> dict[str, Any]:
+    """Rows of a CSV roster (`id_number,name,phone,community`) onto the roster topic, for the caller's enterprise.
+
+    The workers validate each row as they do a loaded roster: a bad row is dead-lettered with its line and reason.
+    """
+    from pipeline.errors import KeyGroupsError
+    from pipeline.rosters import roster_rows
+
+    kg = agents.key_groups
+    if kg.groups is None or kg.groups.get(group) is None:
+        known = ", ".join(kg.groups.ids) if kg.groups else "none yet"
+        raise ApiProblem(404, f"no key group {group!r} (known: {known})")
+    enterprise = grant.subject or request.query.get("enterprise", "")
+    if not enterprise:
+        raise ApiProblem(422, "an admin posting a roster names the enterprise: ?enterprise=ID")
+    body = await read_body(request)
+    try:
+        text = body.decode("utf-8")
+        rows = roster_rows(text, f"{enterprise}/{group}.csv", enterprise=enterprise, submitted_at=utc_now(), group=group)
+    except UnicodeDecodeError:
+        raise ApiProblem(415, "the roster must be UTF-8 CSV text") from None
+    except KeyGroupsError as exc:
+        raise ApiProblem(422, str(exc)) from None
+    for row in rows:
+        await kg.rosters_topic.send(value=row)
+    return {"accepted": len(rows), "group": group, "enterprise": enterprise}
+
 
 def _itinerary_policy(declaration: Declaration, agents: Agents) -> dict[str, Any] | None:
     """The most severe policy over the declared stops (each looked up at the time the stop ended)."""
@@ -738,4 +784,5 @@ def dashboard_figures(agents: Agents, tally: Tally, *, workers: int, recovering:
         "dead_letters_by_reason": {k: int(v) for k, v in sorted(counters.get("dead_letters", {}).items())},
         "latency_mean_ms": round(1000 * latency.get("sum", 0.0) / count, 1) if count else None,
         "latency_count": count, "rules_version": rt.rules_version,
+        "key_groups": agents.key_groups.figures() if agents.key_groups is not None else None,
     }

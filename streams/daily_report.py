@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -22,6 +22,7 @@ from aiohttp import web as aioweb
 from faust.web import Request, Response, View
 
 from geo.communities import CommunityIndex
+from pipeline.key_group_report import KeyGroupRecords, key_group_figures, key_group_html
 from pipeline.report_page import reports_html
 from pipeline.reports import DailyReports, daily_reports, zone_label
 from pipeline.settings import Settings
@@ -48,6 +49,7 @@ class ReportInputs:
     loop_messages: list[dict[str, Any]] = field(default_factory=list)
     inputs: dict[str, list[datetime]] = field(default_factory=dict)
     rules_version: str = ""
+    key_groups: KeyGroupRecords = field(default_factory=KeyGroupRecords)
 
 
 def quiet_kafka_logs() -> None:
@@ -97,7 +99,7 @@ def _kafka_records(settings: Settings, wanted: Callable[[str], bool]) -> dict[st
 
 
 def _reported(settings: Settings, topic: str) -> bool:
-    fixed = {settings.topic(n) for n in ("case-events", "dead-letters", "rules", *INPUT_KINDS)}
+    fixed = {settings.topic(n) for n in ("case-events", "dead-letters", "rules", *INPUT_KINDS, *_KEY_GROUP_TOPICS)}
     return topic in fixed or topic.startswith(f"{settings.topic_prefix}.triage.")
 
 
@@ -135,7 +137,28 @@ def read_report_inputs(settings: Settings) -> ReportInputs:
     rules = records(settings.topic("rules"))
     if rules and rules[-1].value:
         out.rules_version = _rules_version(rules[-1].value)
+    out.key_groups = _key_group_records(settings, names, records, prefix)
     return out
+
+
+#: NAT history the key-group section folds per person: the longest cadence (two weeks) and then some.
+REPORT_HORIZON = timedelta(days=16)
+#: Topics the key-group section of the report reads besides the triage topics and the inputs.
+_KEY_GROUP_TOPICS = ("key-groups", "roster-members", "key-enterprises")
+
+
+def _key_group_records(settings: Settings, names: list[str], records: Callable[[str], list[Any]], triage: str) -> KeyGroupRecords:
+    """Rosters, key groups, registrations, NAT-bearing inputs, scans and reminders, from the records read."""
+    kg = KeyGroupRecords()
+    groups = records(settings.topic("key-groups"))
+    kg.key_groups = groups[-1].value if groups else None
+    kg.members = [r.value for r in records(settings.topic("roster-members")) if r.value]
+    kg.registrations = {r.key: r.value for r in records(settings.topic("key-enterprises")) if r.key and r.value}
+    kg.tests = [r.value for kind in ("nat-results", "declarations") for r in records(settings.topic(kind)) if r.value]
+    kg.scans = [r.value for r in records(settings.topic("checkpoint-scans")) if r.value]
+    for topic in (t for t in names if t.startswith(triage)):
+        kg.reminders += [m for r in records(topic) if (m := _json(r.value)) and m.get("kind") == "test_reminder"]
+    return kg
 
 
 def _rules_version(raw: bytes) -> str:
@@ -170,7 +193,16 @@ def build_report(
     page = reports_html(reports, generated_at=now.astimezone(zone), rules_version=inputs.rules_version,
                         zone_label=zone_label(zone, now, lang), lang=lang, action_names=action_names,
                         switch_href=switch_href, back_href=back_href)
+    page = page.replace("</body>", key_group_html(key_group_report(settings, inputs, day, communities, now), lang)
+                        + "</body>")
     return reports, page
+
+
+def key_group_report(settings: Settings, inputs: ReportInputs, day: date, communities: CommunityIndex,
+                     now: datetime) -> dict[str, Any]:
+    """The day's key-group figures: compliance per group and street, reminders sent, checkpoint coverage."""
+    return key_group_figures(inputs.key_groups, day, settings.zone, secret=settings.secret_bytes, now=now,
+                             horizon=REPORT_HORIZON, street_of=communities.street_of)
 
 
 def register_report_views(app: Any, agents: Any) -> None:
@@ -205,6 +237,7 @@ def register_report_views(app: Any, agents: Any) -> None:
                                          back_href="/dashboard")
             if request.query.get("format") == "json":
                 body = {**reports.figures(), "rules_version": inputs.rules_version,
+                        "key_groups": key_group_report(rt.settings, inputs, day, rt.communities, now),
                         "generated_at": now.astimezone(rt.settings.zone).isoformat()}
                 return aioweb.Response(body=orjson.dumps(body), content_type="application/json")
             return aioweb.Response(text=page, content_type="text/html")

@@ -36,6 +36,8 @@ class Metrics:
         self.cases_opened = Counter("epiflow_cases_opened", "Cases opened, per action", ["action"], registry=r)
         self.cases_overdue = Counter("epiflow_cases_overdue", "Cases escalated for not being accepted in time", registry=r)
         self.case_events = Counter("epiflow_case_events", "Case events applied, per kind", ["kind"], registry=r)
+        self.contact_search_seconds = Histogram("epiflow_contact_search_seconds", "One trace request searched against the places held here", registry=r)
+        self.contacts_found = Counter("epiflow_contacts_found", "Contacts found by this worker, per degree", ["degree"], registry=r)
         self.loop_messages = Counter("epiflow_loop_messages", "Messages after triage (test_overdue, released, stage, request), per kind", ["kind"], registry=r)
         self.consumer_lag = Gauge("epiflow_consumer_lag", "Records behind the log end, per topic", ["topic"], registry=r)
 

@@ -25,6 +25,7 @@ from pipeline.tally import Tally
 from streams.access import SESSION_COOKIE, SESSION_SECONDS
 from streams.agents import Agents
 from streams.api import community_cases, dashboard_data, dashboard_figures, gate_of, map_levels_of
+from streams.contact_views import index_cases
 from streams.errors import Denied
 from streams.queries import Incomplete
 from streams.runtime import utc_now
@@ -189,7 +190,8 @@ def register_pages(app: faust.App, agents: Agents) -> None:
             response = _html("dashboard.html", status=503 if data["recovering"] else 200, request=request,
                              zone=rt.settings.zone, data=data, svg=svg, street_svg=street_svg, grant=grant,
                              levels=levels, today=today, open=gate.mode == "open",
-                             count_regions=len(regions), recovering=data["recovering"])
+                             count_regions=len(regions), recovering=data["recovering"],
+                             index_cases=index_cases(agents))
             if data["recovering"]:
                 response.headers["Retry-After"] = "2"
             return response

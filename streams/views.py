@@ -15,12 +15,14 @@ __all__ = ["register_views"]
 def register_views(app: faust.App, agents: Agents) -> None:
     """Declare the worker's read-only views, then the API and the pages."""
     from streams.api import register_api
+    from streams.contact_views import register_contact_views
     from streams.daily_report import register_report_views
     from streams.pages import register_pages
 
     register_api(app, agents)
     register_pages(app, agents)
     register_report_views(app, agents)
+    register_contact_views(app, agents)
 
     @app.page("/metrics")
     class MetricsView(View):
@@ -48,6 +50,7 @@ def status(agents: Agents) -> dict[str, Any]:
         "places": len(rt.places),
         "recovered": agents.app.tables.recovery.completed.is_set(),
         "counts": dict(agents.counts),
+        "tracing": dict(agents.tracing.counts) if agents.tracing is not None else {},
         "refusals": list(rt.refusals[-10:]),
     }
 

@@ -229,6 +229,38 @@ def _sweep(results: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _contacts(results: dict[str, Any]) -> list[str]:
+    runs = _runs(results, "contacts")
+    if not runs:
+        return ["Not measured in this run."]
+    search = [r for r in runs if " search " in f"{r['command']} "]
+    latency = [r for r in runs if " latency " in f"{r['command']} "]
+    rows = ["| places held | index places | search wall s (best / median) | search CPU s | contacts found / planted | command |",
+            "|---|---|---|---|---|---|"]
+    for run in search:
+        r = _ok(run)
+        if not r:
+            rows.append(f"| | | {_failed(run)} | | | {_cmd(run)} |")
+            continue
+        rows.append(f"| {_n(r.get('places'))} | {_n(r.get('index_places'))} | {_n(r.get('search_s_best'), 3)} / "
+                    f"{_n(r.get('search_s_median'), 3)} | {_n(r.get('search_cpu_s_median'), 3)} | "
+                    f"{_n(r.get('contacts'))} / {_n(r.get('planted_contacts'))} | {_cmd(run)} |")
+    rows += ["", "| broker | tracked people | places held | contacts triaged / expected | positive → first contact (s) | "
+             "positive → last contact (s) | command |", "|---|---|---|---|---|---|---|"]
+    for run in latency:
+        r = _ok(run)
+        if not r:
+            rows.append(f"| | | | {_failed(run)} | | | {_cmd(run)} |")
+            continue
+        rows.append(f"| {r.get('broker', 'n/a')} | {_n(r.get('tracked_people'))} | {_n(r.get('places_held'))} | "
+                    f"{_n(r.get('contacts_triaged'))} / {_n(r.get('contacts_expected'))} | "
+                    f"{_n(r.get('positive_to_first_contact_s'), 3)} | {_n(r.get('positive_to_last_contact_s'), 3)} | "
+                    f"{_cmd(run)} |")
+    rows += ["", "The tracked people beyond the scenario's are synthetic places (three each) held in the worker's place "
+             "store, which is what the search scans; their person states are not in the table."]
+    return rows
+
+
 def _api(results: dict[str, Any]) -> list[str]:
     section = results.get("sections", {}).get("api", {})
     if section.get("gap"):
@@ -304,6 +336,10 @@ def render(results: dict[str, Any]) -> str:
         "### Retroactive sweep against places held",
         "",
         *_sweep(results),
+        "",
+        "### Contact tracing",
+        "",
+        *_contacts(results),
         "",
         "### Checkpoint API latency",
         "",

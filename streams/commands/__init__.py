@@ -5,6 +5,7 @@ from streams.commands import (
     cmd_demo,
     cmd_evaluate,
     cmd_geo,
+    cmd_groups,
     cmd_id,
     cmd_kafka,
     cmd_publish,
@@ -12,9 +13,11 @@ from streams.commands import (
     cmd_report,
     cmd_rules,
     cmd_simulate,
+    cmd_trace,
     cmd_worker,
 )
 
-COMMAND_MODULES = [cmd_id, cmd_geo, cmd_rules, cmd_evaluate, cmd_simulate, cmd_worker, cmd_demo, cmd_publish, cmd_access, cmd_queue, cmd_report, cmd_kafka]
+COMMAND_MODULES = [cmd_id, cmd_geo, cmd_rules, cmd_evaluate, cmd_simulate, cmd_worker, cmd_demo, cmd_publish, cmd_access, cmd_queue, cmd_report, cmd_kafka,
+                   cmd_groups, cmd_trace]
 
 __all__ = ["COMMAND_MODULES"]

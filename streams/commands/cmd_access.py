@@ -35,16 +35,18 @@ def add(
     checkpoint: str = typer.Option(None, "--checkpoint", help="checkpoint id the token may post scans for"),
     lab: str = typer.Option(None, "--lab", help="lab id the token may post NAT results for"),
     community: str = typer.Option(None, "--community", help="community code whose queue the token opens"),
+    enterprise: str = typer.Option(None, "--enterprise", help="key enterprise id that may post its key-group rosters"),
     admin: bool = typer.Option(False, "--admin", help="command centre: dashboard, every queue, declarations"),
     label: str = typer.Option("", help="a note stored with the grant (who holds it)"),
     file: Path = typer.Option(None, "--file", help="access file (default: settings `access` / EPIFLOW_ACCESS)"),
 ) -> None:
     """Create a token; it is printed once and only its SHA-256 hash is stored."""
-    chosen = [(r, s) for r, s in (("checkpoint", checkpoint), ("lab", lab), ("community", community)) if s]
+    options = (("checkpoint", checkpoint), ("lab", lab), ("community", community), ("enterprise", enterprise))
+    chosen = [(r, s) for r, s in options if s]
     if admin:
         chosen.append(("admin", ""))
     if len(chosen) != 1:
-        raise typer.BadParameter("give exactly one of --checkpoint ID, --lab ID, --community CODE, --admin")
+        raise typer.BadParameter("give exactly one of --checkpoint ID, --lab ID, --community CODE, --enterprise ID, --admin")
     role, subject = chosen[0]
     path = _path(file)
     try:

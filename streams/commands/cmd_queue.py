@@ -34,7 +34,7 @@ def _line(value: bytes | None) -> str:
     except orjson.JSONDecodeError:
         return f"(not JSON: {len(value or b'')} bytes)"
     reasons = m.get("reasons") or [{}]
-    return (f"{m.get('flagged_at', m.get('escalated_at', ''))}  {m.get('action', '?'):<22} {m.get('masked_id', '')}  "
+    return (f"{m.get('flagged_at', m.get('escalated_at', ''))}  {m.get('action', m.get('kind', '?')):<22} {m.get('masked_id', '')}  "
             f"{m.get('name', '')}  due {m.get('due_at') or '-'}  {m.get('case_id', '')}  {reasons[0].get('text', '')}")
 
 

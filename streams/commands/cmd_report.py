@@ -14,7 +14,7 @@ import typer
 
 from pipeline.errors import PipelineError
 from pipeline.settings import load_settings
-from streams.daily_report import build_report, quiet_kafka_logs, read_report_inputs
+from streams.daily_report import build_report, key_group_report, quiet_kafka_logs, read_report_inputs
 from streams.runtime import Runtime
 
 _ON_MEMORY = ("epiflow report reads the topics of a Kafka broker, and the broker is {broker!r}: on the demo open "
@@ -56,7 +56,8 @@ def _report(
     runtime = Runtime.from_settings(settings)
     reports, page = build_report(settings, inputs, when, runtime.communities, now=now, lang="en" if lang == "en" else "zh")
     out.mkdir(parents=True, exist_ok=True)
-    figures = {**reports.figures(), "rules_version": inputs.rules_version, "generated_at": now.isoformat()}
+    figures = {**reports.figures(), "rules_version": inputs.rules_version, "generated_at": now.isoformat(),
+               "key_groups": key_group_report(settings, inputs, when, runtime.communities, now)}
     (out / "report.json").write_bytes(orjson.dumps(figures, option=orjson.OPT_INDENT_2))
     (out / "report.html").write_text(page, encoding="utf-8")
     reports.people.to_csv(out / "people.csv", index=False)

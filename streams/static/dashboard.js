@@ -1,4 +1,5 @@
-// Command centre: poll /api/dashboard every second; update totals, lists and the map levels.
+// Command centre: poll /api/dashboard every second; update totals, lists, the map levels and key groups;
+// today's checkpoint coverage comes from the daily report's figures, once a minute.
 (function () {
   "use strict";
   var HEX = {red: "#d7191c", orange: "#f58231", yellow: "#f5d33c", blue: "#3b7dd8", green: "#2e9e4f"};
@@ -137,6 +138,84 @@
     });
     paint("#map-communities path.community", d.levels);
     paint("#map-streets path.community", d.street_levels);
+    if (d.key_groups) keyGroups(d.key_groups);
+  }
+
+  function pct(rate) { return rate == null ? "—" : (Math.round(1000 * rate) / 10) + "%"; }
+
+  function bars(id, items) {
+    var box = document.getElementById(id);
+    if (!box) return;
+    Array.prototype.forEach.call(box.querySelectorAll(".rate-row"), function (r) { r.remove(); });
+    items.forEach(function (it) {
+      var row = document.createElement("div");
+      row.className = "rate-row";
+      row.setAttribute("data-group", it.key);
+      row.setAttribute("data-rate", String(it.rate));
+      var label = document.createElement("span");
+      label.className = "label";
+      label.textContent = it.label;
+      label.title = it.label;
+      var bar = document.createElement("span");
+      bar.className = "bar";
+      var fill = document.createElement("span");
+      fill.className = "fill " + (it.rate >= 0.96 ? "good" : it.rate >= 0.9 ? "fair" : "poor");
+      fill.style.width = (100 * (it.rate || 0)) + "%";
+      bar.appendChild(fill);
+      var value = document.createElement("span");
+      value.className = "pct";
+      value.textContent = pct(it.rate);
+      row.appendChild(label);
+      row.appendChild(bar);
+      row.appendChild(value);
+      box.appendChild(row);
+    });
+  }
+
+  function keyGroups(kg) {
+    set("kg-version", kg.version);
+    set("kg-reminders", kg.reminders_sent);
+    var name = function (g) { return lang === "zh" ? g.name.zh : g.name.en; };
+    bars("kg-chart", kg.groups.filter(function (g) { return g.enrolled > 0; })
+      .map(function (g) { return {key: g.id, label: name(g), rate: g.rate}; }));
+    var streets = {};
+    kg.streets.forEach(function (s) {
+      var k = s.street || "—";
+      streets[k] = streets[k] || [0, 0];
+      streets[k][0] += s.enrolled;
+      streets[k][1] += s.on_time;
+    });
+    bars("kg-street-chart", Object.keys(streets).sort().map(function (k) {
+      return {key: k, label: k, rate: streets[k][1] / streets[k][0]};
+    }));
+    rows("kg-table", kg.groups, function (tr, g) {
+      tr.setAttribute("data-group", g.id);
+      cell(tr, name(g));
+      cell(tr, g.every_hours + "h", "n");
+      cell(tr, g.enrolled, "n");
+      cell(tr, g.on_time, "n");
+      cell(tr, pct(g.rate), "n");
+      cell(tr, g.overdue.length, "n");
+      cell(tr, (kg.reminders_by_group || {})[g.id] || 0, "n");
+    });
+  }
+
+  function coverage() {
+    fetch("/reports/daily?format=json", {credentials: "same-origin"})
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (rep) {
+        if (!rep || !rep.key_groups) return;
+        var list = rep.key_groups.coverage;
+        document.getElementById("coverage-none").hidden = list.length > 0;
+        rows("coverage", list, function (tr, c) {
+          tr.setAttribute("data-enterprise", c.enterprise);
+          cell(tr, c.name + " (" + c.enterprise + ")");
+          cell(tr, c.vehicles_checked + "/" + c.vehicles + " · " + pct(c.vehicle_rate), "n");
+          cell(tr, c.people_checked + "/" + c.people + " · " + pct(c.people_rate), "n");
+          cell(tr, c.unchecked_plates.concat(c.unchecked_people).join(" ") || "—", "mono");
+        });
+      })
+      .catch(function () {});
   }
 
   function refresh() {
@@ -162,4 +241,6 @@
   document.getElementById("view-communities").onclick = function () { view(false); };
   document.getElementById("view-streets").onclick = function () { view(true); };
   setInterval(refresh, 1000);
+  coverage();
+  setInterval(coverage, 60000);
 })();

@@ -133,15 +133,17 @@ def deployment_settings(broker: str, *, prefix: str | None = None, **overrides: 
 
 @contextlib.asynccontextmanager
 async def running_worker(
-    settings: Settings, *, web: bool = False, app_id: str | None = None, clock: Callable[[], datetime] | None = None
+    settings: Settings, *, web: bool = False, app_id: str | None = None, clock: Callable[[], datetime] | None = None,
+    ready_within: float = 60.0,
 ) -> AsyncIterator[Worker]:
-    """A started worker whose rules and regions are loaded; stopped on exit. `clock` freezes its notion of now."""
+    """A started worker whose rules and regions are loaded; stopped on exit. `clock` freezes its notion of now;
+    `ready_within` is how long the start may take (seeding control topics is slow on a busy shared broker)."""
     worker = create_worker(settings, app_id=app_id or f"{settings.topic_prefix}-worker", web_enabled=web)
     if clock is not None:
         worker.runtime.clock = clock
     await worker.app.start()
     try:
-        await asyncio.wait_for(worker.agents.control_ready.wait(), 60)
+        await asyncio.wait_for(worker.agents.control_ready.wait(), ready_within)
         yield worker
     finally:
         await worker.app.stop()

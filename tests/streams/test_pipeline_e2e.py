@@ -57,6 +57,21 @@ def _push_all(bus: Bus, folder: Path) -> int:
     return sent
 
 
+async def traced(counts: dict[str, int], timeout: float) -> bool:
+    """Every trace request read and every contact record joined, and still so a second later (a joined
+    contact may publish a request of its own)."""
+    def idle() -> bool:
+        return counts["requests_read"] >= counts["requests_published"] and (
+            counts["contact_records_joined"] >= counts["contact_records_sent"])
+
+    while await wait_until(idle, timeout):
+        before = dict(counts)
+        await asyncio.sleep(1.0)
+        if idle() and counts == before:
+            return True
+    return False
+
+
 def _last_messages(bus: Bus) -> dict[str, dict]:
     """Each person's latest triage message across community topics (by broker time, then offset)."""
     last: dict[str, tuple[tuple[float, int], dict]] = {}
@@ -78,7 +93,7 @@ def test_simulated_events_match_offline_evaluation(
 
     at = datetime.fromisoformat(manifest["at"])
 
-    async def scenario() -> dict[str, int]:
+    async def scenario() -> tuple[dict[str, int], dict[str, int]]:
         bus = Bus(deployment)
         async with running_worker(deployment, clock=lambda: at) as worker:
             counts = worker.agents.counts
@@ -87,13 +102,14 @@ def test_simulated_events_match_offline_evaluation(
             assert await wait_until(
                 lambda: counts["joined"] + counts["join_dead_lettered"] >= counts["person_events"], 120
             ), counts
+            assert await traced(worker.agents.tracing.counts, 120), worker.agents.tracing.counts
             await asyncio.sleep(0.5)
             bus.close()
             managed.update(worker.agents.managed)
-            return status(worker.agents)["counts"]
+            return status(worker.agents)["counts"], dict(worker.agents.tracing.counts)
 
     managed: dict[bytes, tuple] = {}
-    counts = asyncio.run(scenario())
+    counts, tracing = asyncio.run(scenario())
     assert counts["inputs"] == manifest["events"]
     assert counts["inputs"] == counts["forwarded"] + counts["dead_lettered"]
     assert counts["person_events"] == counts["joined"] + counts["join_dead_lettered"], counts
@@ -103,7 +119,8 @@ def test_simulated_events_match_offline_evaluation(
     dead = bus.records(deployment.topic("dead-letters"))
     person_events = bus.records(deployment.topic("person-events"))
     assert len(dead) == counts["dead_lettered"] and all(orjson.loads(r.value)["reason"] for r in dead)
-    assert len(person_events) == counts["person_events"]
+    # besides the ingested person events, the topic carries one re-evaluation record per contact found
+    assert len(person_events) == counts["person_events"] + tracing["contact_records_sent"], tracing
 
     rules = load_rules(deployment.path(deployment.rules))
     offline = evaluate_lines(
@@ -118,6 +135,8 @@ def test_simulated_events_match_offline_evaluation(
     live = _last_messages(bus)
     flagged = {v.person_key: v for v in offline.verdicts if v.action != "clear"}
     assert flagged, "the simulation should flag somebody"
+    traced_rules = {rule for v in offline.verdicts for rule in v.rules if "contact" in rule}
+    assert {"close-contact-vehicle", "secondary-contact-vehicle"} <= traced_rules, traced_rules
     mismatches = []
     for verdict in offline.verdicts:
         message = live.get(verdict.person_key)

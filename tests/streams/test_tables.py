@@ -34,7 +34,8 @@ def test_tables_come_back_after_a_restart(store: str, data_dir: str, tmp_path: P
         async with running_worker(settings) as worker:
             for n in range(PEOPLE):
                 broker.append(settings.topic("declarations"), None, _declaration(
-                    f"d-{n}", _id(60 + n), now, (lon, lat), (lon, lat), now - timedelta(days=1),
+                    # stays 1 km apart: people who stayed together would be each other's contacts
+                    f"d-{n}", _id(60 + n), now, (lon, lat), (lon + 0.01 * n, lat), now - timedelta(days=1),
                     nat="positive" if n % 3 == 0 else "negative"))
             counts = worker.agents.counts
             assert await wait_until(lambda: counts["joined"] == PEOPLE, 30), counts
