@@ -14,7 +14,7 @@ from pipeline.settings import load_settings
 
 def _demo(
     duration: float = typer.Option(60.0, help="seconds of simulated traffic"),
-    rate: int = typer.Option(1000, help="input events per second"),
+    rate: int = typer.Option(500, help="input events per second"),
     seed: int = typer.Option(7, help="simulator seed"),
     web_port: int = typer.Option(None, help="web UI port (a free one if taken)"),
     json_summary: Path = typer.Option(None, help="write the summary as JSON to this file"),
