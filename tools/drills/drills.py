@@ -240,8 +240,8 @@ def drill_rules_publish(ctx: DrillContext, result: dict[str, Any]) -> None:
         new_rules = deployment.folder / "rules.yaml"
         new_rules.write_text(rules_text.replace(f'version: "{old_version}"', f'version: "{new_version}"'), encoding="utf-8")
         t0 = datetime.now(UTC)
-        # Paced over 30 s even when quick: a publish has taken 11-14 s to reach both loaded workers.
-        pusher = Pusher(deployment, records, rate=len(records) / 30).start()
+        # Paced over 60 s even when quick: a publish has taken 11-21 s to reach both loaded workers.
+        pusher = Pusher(deployment, records, rate=len(records) / 60).start()
         _wait_consumed(workers, len(records) // 3)
         published = time.monotonic()
         deployment.epiflow("rules", "publish", str(new_rules))
