@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from pipeline.errors import KeyGroupsError, RulesError
-from pipeline.rules import read_yaml_with_lines
+from pipeline.rules import pydantic_problem, read_yaml_with_lines
 
 __all__ = ["KeyGroup", "KeyGroups", "KeyGroupsDocument", "load_key_groups", "parse_key_groups"]
 
@@ -76,19 +76,15 @@ class KeyGroups:
 
 
 def _problem(error: dict[str, Any]) -> str:
+    """The group file's own wording for its bounds and ids; everything else as the rules word it."""
     kind = error["type"]
-    loc = error["loc"]
-    if kind == "extra_forbidden":
-        return f"unknown key {loc[-1]!r}"
-    if kind == "missing":
-        return f"missing key {loc[-1]!r}"
     if kind == "greater_than":
         return f"was {error.get('input')!r} but must be a positive number of hours"
     if kind == "less_than_equal":
         return f"was {error.get('input')!r} but must be at most {MAX_EVERY_HOURS} hours (two weeks)"
     if kind == "string_pattern_mismatch":
         return f"{error.get('input')!r} is not a valid group id (lower-case letters, digits and '_')"
-    return str(error["msg"])
+    return pydantic_problem(error)
 
 
 def parse_key_groups(text: str, source: str = "<key groups>") -> KeyGroups:

@@ -216,7 +216,8 @@ def read_yaml_with_lines(text: str, source: str) -> tuple[Any, _Located]:
     return value, located
 
 
-def _pydantic_problem(error: dict[str, Any]) -> str:
+def pydantic_problem(error: dict[str, Any]) -> str:
+    """A config validation error as a short sentence (unknown or missing key, bad value), no stack of pydantic text."""
     kind = error["type"]
     loc = error["loc"]
     if kind == "extra_forbidden":
@@ -236,7 +237,7 @@ def _check(document: dict[str, Any], located: _Located) -> Rules:
         doc = RulesDocument.model_validate(document)
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
-            problems.append((tuple(error["loc"]), _pydantic_problem(error)))
+            problems.append((tuple(error["loc"]), pydantic_problem(error)))
         raise RulesError(_report(located, problems)) from None
     try:
         tz = ZoneInfo(doc.timezone)
