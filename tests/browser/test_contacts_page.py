@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from pipeline.identity import mask_id
-from tests.browser.test_pages import ARGS, CHROMIUM, NO_SIDEWAYS_SCROLL, OUT, _signed_in
+from tests.browser.test_pages import NO_SIDEWAYS_SCROLL, OUT, _signed_in
 from tests.pipeline.test_contacts import INDEX, NEIGHBOUR, RIDER, RIDER2
 from tests.streams.api_helpers import RunningWorker
 from tests.streams.contact_site import traced_site
@@ -23,21 +23,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningWork
         yield running, key
     finally:
         running.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    OUT.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def test_chain_page_from_the_dashboard_shows_places_contacts_and_map(browser: object, site: tuple[RunningWorker, str]) -> None:
@@ -83,6 +68,5 @@ def test_chain_page_needs_an_admin(browser: object, site: tuple[RunningWorker, s
     page.goto(f"{running.base}/contacts/{key}")
     assert "/login" in page.url
     context.close()
-
 
 

@@ -12,7 +12,7 @@ import pytest
 from pipeline.coverage import enterprise_to_json, parse_registry
 from pipeline.rosters import roster_rows
 from streams.memory import get_broker
-from tests.browser.test_pages import ARGS, CHROMIUM, NO_SIDEWAYS_SCROLL, OUT, _signed_in
+from tests.browser.test_pages import NO_SIDEWAYS_SCROLL, OUT, _signed_in
 from tests.key_group_data import A, B, nat, registry_csv, results, roster_csv, scan
 from tests.streams.api_helpers import RunningWorker, start_worker
 
@@ -26,21 +26,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningWorker]:
         yield running
     finally:
         running.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    OUT.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def test_dashboard_shows_group_rates_live_and_unchecked_vehicles(site: RunningWorker, browser: object) -> None:

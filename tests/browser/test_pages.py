@@ -38,21 +38,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningWorker]:
         running.stop()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    OUT.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
 def _signed_in(browser: object, site: RunningWorker, token: str, target: str, width: int = 1280) -> object:
     context = browser.new_context(viewport={"width": width, "height": 900}, is_mobile=width < 500,
                                   device_scale_factor=2 if width < 500 else 1, timezone_id="UTC")
