@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from typing import TypeVar
 
 import msgspec
 import orjson
@@ -18,19 +20,18 @@ from pydantic import ValidationError
 from pipeline import wire
 from pipeline.errors import RejectedEvent
 from pipeline.events import (
-    INPUT_ADAPTER,
-    CheckpointScan,
     DeadLetter,
-    Declaration,
-    DeclarationPayload,
-    NatPayload,
-    NatResult,
+    InputEvent,
+    InputMirror,
+    Payload,
+    PayloadMirror,
     PersonEvent,
-    ScanPayload,
-    occurred_at,
+    PersonEventMirror,
+    Someone,
 )
 from pipeline.identity import birth_date_of, check_id, mask_id, person_key, redact_ids
-from pipeline.state import Observation, Place, declaration_parts, nat_of, observation_of, scan_places
+from pipeline.inputs import BY_NAME, INPUT_ADAPTER, NAMES, event_time
+from pipeline.state import Observation, epoch_seconds, observation_of, payload_parts
 
 __all__ = [
     "DEAD_LETTER_DETAIL_LIMIT",
@@ -98,7 +99,7 @@ def dead_letter(
     )
 
 
-def parse_input(raw: bytes | str) -> Declaration | CheckpointScan | NatResult:
+def parse_input(raw: bytes | str) -> InputEvent:
     """Decode and validate one input document; raise `RejectedEvent` with a reason code."""
     try:
         document = orjson.loads(raw)
@@ -107,9 +108,9 @@ def parse_input(raw: bytes | str) -> Declaration | CheckpointScan | NatResult:
     if not isinstance(document, dict):
         raise RejectedEvent("not_an_object", f"expected a JSON object, got {type(document).__name__}")
     kind = document.get("type")
-    if kind not in ("declaration", "checkpoint_scan", "nat_result"):
+    if kind not in NAMES:
         shown = redact_ids(repr(kind)[:40])
-        expected = "is expected to be one of declaration, checkpoint_scan, nat_result"
+        expected = f"is expected to be one of {', '.join(NAMES)}"
         raise RejectedEvent("unknown_type", f"'type' was {shown} but {expected}", (("type", expected),))
     try:
         return INPUT_ADAPTER.validate_python(document)
@@ -149,7 +150,7 @@ def ingest(
 
 
 def person_events(
-    event: Declaration | CheckpointScan | NatResult,
+    event: InputEvent,
     *,
     secret: bytes,
     now: datetime,
@@ -158,46 +159,42 @@ def person_events(
     received_at: datetime | None = None,
 ) -> list[PersonEvent]:
     """One pseudonymised `PersonEvent` per person of an already valid input; `RejectedEvent` if out of time."""
-    at = _check_time(occurred_at(event), now, lookback)
-    if isinstance(event, CheckpointScan):
-        people = [(p.id_number, p.name, p.phone, ScanPayload.model_construct(
-            checkpoint_id=event.checkpoint_id,
-            scanned_at=event.scanned_at,
-            location=event.location,
-            vehicle=event.vehicle,
-            role=p.role,
-        )) for p in event.people]
-    elif isinstance(event, Declaration):
-        people = [(event.person.id_number, event.person.name, event.person.phone, DeclarationPayload.model_construct(
-            submitted_at=event.submitted_at,
-            arrival_at=event.arrival_at,
-            destination=event.destination,
-            itinerary=event.itinerary,
-            nat_report=event.nat_report,
-        ))]
-    else:
-        people = [(event.person.id_number, event.person.name, event.person.phone, NatPayload.model_construct(
-            sampled_at=event.sampled_at,
-            reported_at=event.reported_at,
-            result=event.result,
-            lab_id=event.lab_id,
-        ))]
+    at = _check_time(event_time(event), now, lookback)
+    shares = _shares(event, lambda id_number: (person_key(secret, id_number), mask_id(id_number),
+                                               birth_date_of(id_number) or date(1900, 1, 1)))
     return [
         PersonEvent.model_construct(
-            person_key=person_key(secret, id_number),
-            masked_id=mask_id(id_number),
-            name=name,
-            phone=phone,
-            birth_date=birth_date_of(id_number) or date(1900, 1, 1),
-            event_id=event.event_id,
-            kind=event.type,
-            occurred_at=at,
-            ingested_at=received_at or now,
-            source_topic=source_topic,
-            payload=payload,
+            person_key=key, masked_id=masked, name=name, phone=phone, birth_date=born, event_id=event.event_id,
+            kind=event.type, occurred_at=at, ingested_at=received_at or now, source_topic=source_topic, payload=payload,
         )
-        for id_number, name, phone, payload in people
+        for (_, name, phone, _), (key, masked, born), payload in shares  # type: ignore[union-attr]
     ]
+
+
+_Who = TypeVar("_Who")
+
+
+def _shares(
+    event: InputEvent | InputMirror, identify: Callable[[str], _Who | None]
+) -> list[tuple[Someone, _Who, Payload | PayloadMirror]] | None:
+    """The one fan-out of ingest, the wire path and `Observer`: each person of a valid document, who they are
+    (`identify` of their ID number) and their payload, built once per role and shared; None when `identify`
+    gives None for anyone (an ID number only `ingest` can word)."""
+    people = event.persons()
+    who_all = [identify(person[0]) for person in people]
+    if None in who_all:
+        return None
+    kind = BY_NAME[event.type]
+    build = kind.payload_mirror.of if type(event) is kind.mirror else kind.payload.of
+    by_role: dict[str, Payload | PayloadMirror] = {}
+    out = []
+    for person, who in zip(people, who_all, strict=True):
+        role = person[3]
+        payload = by_role.get(role)
+        if payload is None:
+            payload = by_role[role] = build(event, role)
+        out.append((person, who, payload))
+    return out  # type: ignore[return-value]
 
 
 _ENCODE = msgspec.json.Encoder().encode
@@ -236,47 +233,17 @@ def person_event_records(
 
 
 def _wire_records(
-    event: wire.Declaration | wire.CheckpointScan | wire.NatResult, secret: bytes, now: datetime, lookback: timedelta,
-    source_topic: str, ingested: datetime,
+    event: InputMirror, secret: bytes, now: datetime, lookback: timedelta, source_topic: str, ingested: datetime,
 ) -> list[tuple[str, bytes]] | None:
     """The person events of a decoded document, or None when an ID number needs `ingest`'s wording."""
-    if type(event) is wire.CheckpointScan:
-        at = event.scanned_at
-        people = [(p.id_number, p.name, p.phone, p.role) for p in event.people]
-    else:
-        at = event.submitted_at if type(event) is wire.Declaration else event.reported_at
-        people = [(event.person.id_number, event.person.name, event.person.phone, "")]
-    who_all = [_identity(secret, id_number) for id_number, *_ in people]
-    if None in who_all:
+    shares = _shares(event, lambda id_number: _identity(secret, id_number))
+    if shares is None:
         return None
-    _check_time(at, now, lookback)
-    kind: str = type(event).__struct_config__.tag  # type: ignore[assignment]
-    by_role: dict[str, wire.DeclarationPayload | wire.ScanPayload | wire.NatPayload] = {}
-    out = []
-    for (_, name, phone, role), (key, masked, born) in zip(people, who_all, strict=True):  # type: ignore[misc]
-        payload = by_role.get(role)
-        if payload is None:
-            payload = by_role[role] = _payload(event, role)
-        out.append((key, _ENCODE(wire.PersonEvent(
-            person_key=key, masked_id=masked, name=name, phone=phone, birth_date=born, event_id=event.event_id,
-            kind=kind, occurred_at=at, ingested_at=ingested, source_topic=source_topic, payload=payload,
-        ))))
-    return out
-
-
-def _payload(
-    event: wire.Declaration | wire.CheckpointScan | wire.NatResult, role: str
-) -> wire.DeclarationPayload | wire.ScanPayload | wire.NatPayload:
-    if type(event) is wire.CheckpointScan:
-        return wire.ScanPayload(checkpoint_id=event.checkpoint_id, scanned_at=event.scanned_at, location=event.location,
-                                vehicle=event.vehicle, role=role)  # type: ignore[arg-type]
-    if type(event) is wire.Declaration:
-        return wire.DeclarationPayload(
-            submitted_at=event.submitted_at, arrival_at=event.arrival_at, destination=event.destination,
-            itinerary=[wire.PersonStop(lon=s.lon, lat=s.lat, place=s.place, from_=s.from_, to=s.to) for s in event.itinerary],
-            nat_report=event.nat_report,
-        )
-    return wire.NatPayload(sampled_at=event.sampled_at, reported_at=event.reported_at, result=event.result, lab_id=event.lab_id)  # type: ignore[union-attr]
+    at = _check_time(event_time(event), now, lookback)
+    return [(key, _ENCODE(PersonEventMirror(
+        person_key=key, masked_id=masked, name=name, phone=phone, birth_date=born, event_id=event.event_id,
+        kind=event.type, occurred_at=at, ingested_at=ingested, source_topic=source_topic, payload=payload,  # type: ignore[arg-type]
+    ))) for (_, name, phone, _), (key, masked, born), payload in shares]
 
 
 class Observer:
@@ -299,39 +266,24 @@ class Observer:
         self._people: dict[str, tuple[str, str, int]] = {}
 
     def __call__(self, raw: bytes | str) -> list[Observation]:
-        """The observations of one raw input; raises `RejectedEvent` exactly as `ingest` does."""
-        event = wire.decode(raw)
-        if isinstance(event, wire.CheckpointScan):
-            return self._scan(raw, event)
-        if event is not None:
-            person = event.person
-            who = self._people.get(person.id_number) or self._person(person.id_number)
-            if who is not None:
-                key, masked, birth = who
-                if isinstance(event, wire.NatResult):
-                    nat = nat_of(event.event_id, event)
-                    self._check_time(event.reported_at, nat.reported)
-                    return [Observation(key, nat.event_id, nat.reported, masked, person.name, person.phone, birth, None, (nat,), ())]
-                info, nats, places = declaration_parts(event.event_id, event)
-                self._check_time(event.submitted_at, info.submitted)
-                return [Observation(key, info.event_id, info.submitted, masked, person.name, person.phone, birth, info, nats, places)]
-        return self._ingested(raw)
+        """The observations of one raw input; raises `RejectedEvent` exactly as `ingest` does.
 
-    def _scan(self, raw: bytes | str, scan: wire.CheckpointScan) -> list[Observation]:
-        """One observation per person on board; people with the same role share their places."""
-        people = scan.people
-        who_all = [self._people.get(p.id_number) or self._person(p.id_number) for p in people]
-        if None in who_all:
+        People with the same role share their payload and its pieces."""
+        event = wire.decode(raw)  # type: ignore[arg-type]
+        shares = None if event is None else _shares(event, self._person)
+        if event is None or shares is None:
             return self._ingested(raw)
-        eid = scan.event_id
-        by_role: dict[str, tuple[Place, ...]] = {}
+        at = event_time(event)
+        occurred = epoch_seconds(at)
+        eid = event.event_id
+        cut: dict[int, tuple] = {}
         out = []
-        for p, (key, masked, birth) in zip(people, who_all, strict=True):  # type: ignore[misc]
-            places = by_role.get(p.role)
-            if places is None:
-                places = by_role[p.role] = scan_places(eid, scan, p.role)
-            out.append(Observation(key, eid, places[0].t_to, masked, p.name, p.phone, birth, None, (), places))
-        self._check_time(scan.scanned_at, out[0].occurred)
+        for (_, name, phone, _), (key, masked, birth), payload in shares:
+            parts = cut.get(id(payload))
+            if parts is None:
+                parts = cut[id(payload)] = payload_parts(eid, payload)
+            out.append(Observation(key, eid, occurred, masked, name, phone, birth, *parts))
+        self._check_time(at, occurred)
         return out
 
     def _ingested(self, raw: bytes | str) -> list[Observation]:
@@ -340,6 +292,9 @@ class Observer:
 
     def _person(self, id_number: str) -> tuple[str, str, int] | None:
         """(person key, masked ID, birth ordinal) of a valid ID number, remembered; None for one only `ingest` can word."""
+        known = self._people.get(id_number)
+        if known is not None:
+            return known
         who = _identity(self.secret, id_number, self._today)
         if who is None:
             return None

@@ -11,16 +11,24 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta, timezone
 from operator import attrgetter
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import msgspec
 import orjson
 
 from pipeline.errors import StateError
-from pipeline.events import DeclarationPayload, NatPayload, PersonEvent, ScanPayload
-
-if TYPE_CHECKING:
-    from pipeline import wire
+from pipeline.events import (
+    DeclarationPayload,
+    DeclarationPayloadMirror,
+    NatPayload,
+    NatPayloadMirror,
+    Payload,
+    PayloadMirror,
+    PersonEvent,
+    PersonEventMirror,
+    ScanPayload,
+    ScanPayloadMirror,
+)
 
 __all__ = [
     "DEFAULT_HORIZON",
@@ -37,10 +45,12 @@ __all__ = [
     "apply",
     "apply_many",
     "declaration_parts",
+    "epoch_seconds",
     "fold",
     "nat_of",
     "new_state",
     "observation_of",
+    "payload_parts",
     "remember",
     "scan_places",
     "state_from_bytes",
@@ -193,7 +203,7 @@ _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_IN: dict[timezone, datetime] = {}
 
 
-def _epoch(moment: datetime) -> int:
+def epoch_seconds(moment: datetime) -> int:
     """`int(moment.timestamp())`, three times faster for whole seconds at a fixed UTC offset, as decoded times are.
 
     Subtracting the epoch held in the same fixed-offset tzinfo object takes datetime's same-zone
@@ -219,61 +229,63 @@ def _coordinate(value: float) -> float:
     return round(value, 6)
 
 
-def nat_of(event_id: str, result: NatPayload | wire.NatPayload | wire.NatResult) -> Nat:
+def nat_of(event_id: str, result: NatPayload | NatPayloadMirror) -> Nat:
     """The state's record of a lab's NAT result."""
-    return Nat(event_id, _epoch(result.sampled_at), _epoch(result.reported_at), result.result, result.lab_id)
+    return Nat(event_id, epoch_seconds(result.sampled_at), epoch_seconds(result.reported_at), result.result, result.lab_id)
 
 
-def scan_places(event_id: str, scan: ScanPayload | wire.ScanPayload | wire.CheckpointScan, role: str) -> tuple[Place, ...]:
+def scan_places(event_id: str, scan: ScanPayload | ScanPayloadMirror, role: str) -> tuple[Place, ...]:
     """The checkpoint, and the vehicle's origin when there is one, for one person on board."""
-    t = _epoch(scan.scanned_at)
+    t = epoch_seconds(scan.scanned_at)
     loc = scan.location
     at_checkpoint = Place(event_id, 0, "scan", t, t, _coordinate(loc.lon), _coordinate(loc.lat), scan.checkpoint_id, role)
     vehicle = scan.vehicle
     if vehicle is None:
         return (at_checkpoint,)
-    d = _epoch(vehicle.departed_at)
+    d = epoch_seconds(vehicle.departed_at)
     o = vehicle.origin
     return (at_checkpoint, Place(event_id, 1, "origin", d, d, _coordinate(o.lon), _coordinate(o.lat), o.place, role))
 
 
 def declaration_parts(
-    event_id: str, declaration: DeclarationPayload | wire.DeclarationPayload | wire.Declaration
+    event_id: str, declaration: DeclarationPayload | DeclarationPayloadMirror
 ) -> tuple[DeclarationInfo, tuple[Nat, ...], tuple[Place, ...]]:
     """Arrival and destination, the attached NAT report (if any) and the itinerary stops of a declaration."""
     dest = declaration.destination
     info = DeclarationInfo(
-        event_id, _epoch(declaration.submitted_at), _epoch(declaration.arrival_at),
+        event_id, epoch_seconds(declaration.submitted_at), epoch_seconds(declaration.arrival_at),
         _coordinate(dest.lon), _coordinate(dest.lat), dest.address,
     )
     places = tuple([
-        Place(event_id, i, "stop", _epoch(stop.from_), _epoch(stop.to),
+        Place(event_id, i, "stop", epoch_seconds(stop.from_), epoch_seconds(stop.to),
               _coordinate(stop.lon), _coordinate(stop.lat), stop.place)
         for i, stop in enumerate(declaration.itinerary)
     ])
     report = declaration.nat_report
     if report is None:
         return info, (), places
-    sampled = _epoch(report.sampled_at)
+    sampled = epoch_seconds(report.sampled_at)
     return info, (Nat(event_id + "#report", sampled, sampled, report.result, report.lab),), places
 
 
-def observation_of(event: PersonEvent | wire.PersonEvent) -> Observation:
-    """Cut one person event into the state's pieces, from the pydantic contract or its msgspec mirror."""
-    payload = event.payload
-    eid = event.event_id
-    info, nats, places = None, (), ()
+def payload_parts(event_id: str, payload: Payload | PayloadMirror) -> tuple[DeclarationInfo | None, tuple[Nat, ...], tuple[Place, ...]]:
+    """The state's pieces of one person event's payload, from the pydantic contract or its msgspec mirror."""
     kind = payload.kind
     if kind == "nat_result":
-        nats = (nat_of(eid, payload),)
-    elif kind == "checkpoint_scan":
-        places = scan_places(eid, payload, payload.role)
-    elif kind == "declaration":
-        info, nats, places = declaration_parts(eid, payload)
-    else:
-        raise StateError(f"event {eid!r} has a payload of kind {kind!r} the state does not know")
+        return None, (nat_of(event_id, payload),), ()  # type: ignore[arg-type]
+    if kind == "checkpoint_scan":
+        return None, (), scan_places(event_id, payload, payload.role)  # type: ignore[arg-type, union-attr]
+    if kind == "declaration":
+        return declaration_parts(event_id, payload)  # type: ignore[arg-type]
+    raise StateError(f"event {event_id!r} has a payload of kind {kind!r} the state does not know")
+
+
+def observation_of(event: PersonEvent | PersonEventMirror) -> Observation:
+    """Cut one person event into the state's pieces, from the pydantic contract or its msgspec mirror."""
+    eid = event.event_id
+    info, nats, places = payload_parts(eid, event.payload)
     return Observation(
-        event.person_key, eid, _epoch(event.occurred_at), event.masked_id, event.name, event.phone,
+        event.person_key, eid, epoch_seconds(event.occurred_at), event.masked_id, event.name, event.phone,
         event.birth_date.toordinal(), info, nats, places,
     )
 

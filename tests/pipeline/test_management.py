@@ -93,30 +93,30 @@ def test_evaluate_with_every_event_seen_at_at_has_no_episode_whose_window_ran_ou
     assert line["management"]["status"] == "none"
 
 
-def _epoch(text: str) -> int:
+def epoch_seconds(text: str) -> int:
     return int(datetime.fromisoformat(text).timestamp())
 
 
 def test_a_missed_test_and_the_release_are_each_announced_once(rules) -> None:
     day_one = datetime.fromisoformat("2022-06-10T00:00:00+08:00").date().toordinal()
-    record = Managed("home_isolation", day_one, _epoch("2022-06-10T09:00:00+08:00"), _epoch("2022-06-10T12:00:00+08:00"), "case-1")
+    record = Managed("home_isolation", day_one, epoch_seconds("2022-06-10T09:00:00+08:00"), epoch_seconds("2022-06-10T12:00:00+08:00"), "case-1")
     state = new_state("p").__class__(person_key="p", nats=(
-        Nat("n-1", _epoch("2022-06-10T20:00:00+08:00"), _epoch("2022-06-11T08:00:00+08:00"), "negative", "lab"),))
-    late = _epoch("2022-06-14T00:00:01+08:00")
+        Nat("n-1", epoch_seconds("2022-06-10T20:00:00+08:00"), epoch_seconds("2022-06-11T08:00:00+08:00"), "negative", "lab"),))
+    late = epoch_seconds("2022-06-14T00:00:01+08:00")
     seen = view(record, state, rules, late)
     assert seen.status == "overdue" and [t.status for t in seen.tests] == ["met", "missed", "due"]
-    assert seen.wake == _epoch("2022-06-17T00:00:00+08:00")
+    assert seen.wake == epoch_seconds("2022-06-17T00:00:00+08:00")
     record, notices = announce(record, seen, late)
     assert [(n.kind, n.test.day) for n in notices] == [("test_overdue", 4)]
     assert announce(record, view(record, state, rules, late + 60), late + 60)[1] == []
 
     state = state.__class__(person_key="p", nats=state.nats + (
-        Nat("n-4", _epoch("2022-06-13T10:00:00+08:00"), _epoch("2022-06-14T09:00:00+08:00"), "negative", "lab"),
-        Nat("n-7", _epoch("2022-06-16T10:00:00+08:00"), _epoch("2022-06-16T20:00:00+08:00"), "negative", "lab")))
-    before_end = _epoch("2022-06-16T23:00:00+08:00")
+        Nat("n-4", epoch_seconds("2022-06-13T10:00:00+08:00"), epoch_seconds("2022-06-14T09:00:00+08:00"), "negative", "lab"),
+        Nat("n-7", epoch_seconds("2022-06-16T10:00:00+08:00"), epoch_seconds("2022-06-16T20:00:00+08:00"), "negative", "lab")))
+    before_end = epoch_seconds("2022-06-16T23:00:00+08:00")
     seen = view(record, state, rules, before_end)
-    assert seen.status == "active" and seen.wake == _epoch("2022-06-17T00:00:00+08:00")
-    after_end = _epoch("2022-06-17T00:00:00+08:00")
+    assert seen.status == "active" and seen.wake == epoch_seconds("2022-06-17T00:00:00+08:00")
+    after_end = epoch_seconds("2022-06-17T00:00:00+08:00")
     seen = view(record, state, rules, after_end)
     assert seen.status == "released"
     record, notices = announce(record, seen, after_end)
@@ -126,8 +126,8 @@ def test_a_missed_test_and_the_release_are_each_announced_once(rules) -> None:
 
 def test_days_that_ended_before_management_began_are_waived(rules) -> None:
     day_one = datetime.fromisoformat("2022-06-10T00:00:00+08:00").date().toordinal()
-    began = _epoch("2022-06-12T10:00:00+08:00")
-    record = Managed("centralized_isolation", day_one, _epoch("2022-06-10T09:00:00+08:00"), began, "case-1")
+    began = epoch_seconds("2022-06-12T10:00:00+08:00")
+    record = Managed("centralized_isolation", day_one, epoch_seconds("2022-06-10T09:00:00+08:00"), began, "case-1")
     seen = view(record, new_state("p"), rules, began)
     assert [t.status for t in seen.tests] == ["waived", "waived", "due", "due", "due"]
     assert seen.status == "active" and seen.day == 3

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from pipeline import wire
 from pipeline.errors import RejectedEvent
-from pipeline.events import CheckpointScan, Declaration, NatResult
+from pipeline.events import CheckpointScan, CheckpointScanMirror, Declaration, DeclarationMirror, NatResult, NatResultMirror
 from pipeline.identity import check_character, check_id
 from pipeline.ingest import Observer, ingest, parse_input
 from pipeline.settings import load_settings
@@ -61,7 +61,7 @@ def _plain(value: Any) -> Any:
     """A comparable form of a decoded document: structs and models as dicts, times as ISO text with offset."""
     if isinstance(value, msgspec.Struct):
         out = {f: _plain(getattr(value, f)) for f in value.__struct_fields__}
-        if isinstance(value, wire.Declaration | wire.CheckpointScan | wire.NatResult):
+        if isinstance(value, DeclarationMirror | CheckpointScanMirror | NatResultMirror):
             out["type"] = value.type
         return out
     if isinstance(value, Declaration | CheckpointScan | NatResult):
@@ -91,7 +91,7 @@ def _assert_same(raw: bytes | str, now: datetime) -> Outcome:
     assert fast == reference
     decoded = wire.decode(raw) if isinstance(raw, bytes) else None
     if decoded is not None:
-        people = decoded.people if isinstance(decoded, wire.CheckpointScan) else [decoded.person]
+        people = decoded.people if isinstance(decoded, CheckpointScanMirror) else [decoded.person]
         if all(check_id(p.id_number).valid for p in people):
             assert _normalised_ids(_plain(decoded)) == _plain(parse_input(raw))
     return fast
