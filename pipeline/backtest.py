@@ -23,6 +23,7 @@ from geo.regions import Region, RiskIndex
 from pipeline.errors import RejectedEvent, RulesError
 from pipeline.evaluate import build_states, replayed
 from pipeline.ingest import ingest
+from pipeline.inputs import BY_NAME
 from pipeline.join import managed
 from pipeline.rules import Rules, read_yaml_with_lines
 from pipeline.state import apply_many, new_state, observation_of
@@ -175,9 +176,11 @@ def _with_person(event: dict, person: dict | None) -> dict:
     if person is None:
         return event
     event = dict(event)
-    if event.get("type") == "checkpoint_scan" and "people" not in event:
+    kind = event.get("type")
+    fields = BY_NAME[kind].model.model_fields if isinstance(kind, str) and kind in BY_NAME else {}
+    if "people" in fields and "people" not in event:
         event["people"] = [{**person, "role": event.pop("role", "driver")}]
-    elif event.get("type") in ("declaration", "nat_result") and "person" not in event:
+    elif "person" in fields and "person" not in event:
         event["person"] = dict(person)
     return event
 

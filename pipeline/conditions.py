@@ -17,6 +17,7 @@ import msgspec
 from geo.regions import LEVEL_CODE, LEVEL_NAME
 from geo.regions import LEVELS as REGION_LEVELS
 from pipeline.errors import PipelineError
+from pipeline.inputs import NAMES
 from pipeline.state import PersonState, Place
 
 __all__ = [
@@ -36,7 +37,7 @@ __all__ = [
 LEVELS: dict[str, int] = LEVEL_CODE
 LEVEL_NAMES: dict[int, str] = LEVEL_NAME
 ROLES = ("driver", "passenger", "pedestrian", "traveler")
-EVENT_KINDS = ("declaration", "checkpoint_scan", "nat_result")
+EVENT_KINDS = NAMES
 _DAY = 86_400
 _HOUR = 3_600
 

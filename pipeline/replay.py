@@ -17,11 +17,12 @@ from typing import Any
 import orjson
 
 from pipeline.errors import PipelineError
+from pipeline.inputs import KINDS
 
 __all__ = ["read_records", "redate"]
 
-#: The time ingest checks for skew, per input type (as `pipeline.events.occurred_at`).
-_EVENT_TIME = {"declaration": "submitted_at", "checkpoint_scan": "scanned_at", "nat_result": "reported_at"}
+#: The time ingest checks for skew, per input type (as `pipeline.inputs.event_time`).
+_EVENT_TIME = {k.name: k.time_field for k in KINDS}
 _STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 
 

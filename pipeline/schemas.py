@@ -9,23 +9,19 @@ from pydantic import BaseModel
 
 from pipeline.events import (
     CaseEvent,
-    CheckpointScan,
     CommunityProperties,
     DeadLetter,
-    Declaration,
     LoopMessage,
-    NatResult,
     PersonEvent,
     RegionProperties,
     TriageMessage,
 )
+from pipeline.inputs import KINDS
 
 __all__ = ["SCHEMA_MODELS", "schema_documents", "write_schemas"]
 
 SCHEMA_MODELS: dict[str, type[BaseModel]] = {
-    "declaration": Declaration,
-    "checkpoint_scan": CheckpointScan,
-    "nat_result": NatResult,
+    **{k.name: k.model for k in KINDS},
     "person_event": PersonEvent,
     "triage_message": TriageMessage,
     "loop_message": LoopMessage,

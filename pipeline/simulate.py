@@ -16,7 +16,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import orjson
@@ -28,6 +27,7 @@ from geo.load import load_checkpoints, load_communities, load_regions, region_to
 from geo.regions import LEVELS, Region
 from pipeline.errors import SimulationError
 from pipeline.identity import PROVINCE_CODES, check_character
+from pipeline.inputs import BY_TOPIC, CHECKPOINT_SCANS, DECLARATIONS, KINDS, NAT_RESULTS, TOPICS
 
 __all__ = [
     "SAMPLE_ANCHOR",
@@ -41,12 +41,13 @@ __all__ = [
     "write_simulation",
 ]
 
-StreamKind = Literal["declarations", "checkpoint-scans", "nat-results"]
-STREAMS: tuple[StreamKind, ...] = ("declarations", "checkpoint-scans", "nat-results")
+#: an input kind's topic name (`pipeline.inputs`), as the simulated records carry it
+StreamKind = str
+STREAMS: tuple[StreamKind, ...] = TOPICS
 CST = timezone(timedelta(hours=8))
 #: The moment the sample risk regions in config/geo are "now" for.
 SAMPLE_ANCHOR = datetime(2022, 6, 20, 12, 0, 0, tzinfo=CST)
-_STREAM_FILES = {"declarations": "declarations.jsonl", "checkpoint-scans": "checkpoint_scans.jsonl", "nat-results": "nat_results.jsonl"}
+_STREAM_FILES = {k.topic: f"{k.stem}.jsonl" for k in KINDS}
 _H = 3600
 _D = 86400
 
@@ -192,7 +193,7 @@ class _Gen:
             roll = rng.random()
             result = "positive" if roll < 0.03 else ("invalid" if roll < 0.04 else "negative")
         doc = {
-            "type": "nat_result",
+            "type": NAT_RESULTS.name,
             "event_id": self.event_id("nat"),
             "person": person,
             "sampled_at": self.iso(sampled),
@@ -200,9 +201,9 @@ class _Gen:
             "result": result,
             "lab_id": rng.choice(_LABS),
         }
-        self.emit("nat-results", doc, reported)
+        self.emit(NAT_RESULTS.topic, doc, reported)
         if rng.random() < 0.03:
-            self.emit("nat-results", doc, reported + rng.randint(60, 6 * _H))
+            self.emit(NAT_RESULTS.topic, doc, reported + rng.randint(60, 6 * _H))
 
     # -- people --------------------------------------------------------------------------------
     def traveler(self) -> None:
@@ -228,7 +229,7 @@ class _Gen:
         else:
             dx, dy, address = self.somewhere()
         doc = {
-            "type": "declaration",
+            "type": DECLARATIONS.name,
             "event_id": self.event_id("decl"),
             "submitted_at": self.iso(submitted),
             "person": person,
@@ -243,7 +244,7 @@ class _Gen:
         elif roll < 0.7:
             sampled = arrival - rng.randint(50 * _H, 90 * _H)
             doc["nat_report"] = {"sampled_at": self.iso(sampled), "result": "negative", "lab": rng.choice(_LABS)}
-        self.emit("declarations", doc, submitted)
+        self.emit(DECLARATIONS.topic, doc, submitted)
         if rng.random() < 0.3:
             self.lab_nat(person, arrival - rng.randint(6 * _H, 40 * _H), "negative")
         if rng.random() < 0.5:
@@ -261,7 +262,7 @@ class _Gen:
                 break
             cp = rng.choice(self.checkpoints)
             doc = {
-                "type": "checkpoint_scan",
+                "type": CHECKPOINT_SCANS.name,
                 "event_id": self.event_id("scan"),
                 "checkpoint_id": cp.id,
                 "scanned_at": self.iso(scanned),
@@ -276,7 +277,7 @@ class _Gen:
                 plate = f"{rng.choice(_PLATE_PREFIX)}·{rng.randint(10000, 99999)}"
                 doc["vehicle"] = {"plate": plate, "origin": {"lon": lon, "lat": lat, "place": label}, "departed_at": self.iso(departed)}
                 doc["people"] = [{**p, "role": "driver" if i == 0 else "passenger"} for i, p in enumerate(crew)]
-            self.emit("checkpoint-scans", doc, scanned)
+            self.emit(CHECKPOINT_SCANS.topic, doc, scanned)
         for p in crew:
             roll = rng.random()
             if roll < 0.7:
@@ -318,14 +319,14 @@ class _Gen:
             number = holder["id_number"]
             wrong = [c for c in "0123456789X" if c != number[-1]]
             holder["id_number"] = number[:-1] + rng.choice(wrong)
-        elif choice == "coordinates" and kind != "nat-results":
+        elif choice == "coordinates" and kind != NAT_RESULTS.topic:
             if "destination" in doc:
                 doc["destination"]["lon"] = 200.0 + rng.random() * 50
             else:
                 doc["location"]["lat"] = -95.0 - rng.random() * 5
         else:
             choice = "in_future"
-            field = {"declarations": "submitted_at", "checkpoint-scans": "scanned_at", "nat-results": "reported_at"}[kind]
+            field = BY_TOPIC[kind].time_field
             doc[field] = self.iso(self.at + rng.randint(2 * _D, 30 * _D))
         return orjson.dumps(doc), choice
 

@@ -20,8 +20,9 @@ from aiohttp import web as aioweb
 from faust.web import Request, Response, View
 
 from pipeline.errors import PipelineError, RejectedEvent
-from pipeline.events import CaseEvent, CheckpointScan, Declaration, NatResult, PersonEvent
+from pipeline.events import CaseEvent, Declaration, PersonEvent
 from pipeline.ingest import parse_input, person_events
+from pipeline.inputs import CHECKPOINT_SCANS, DECLARATIONS, NAT_RESULTS
 from pipeline.loop_report import management_summary
 from pipeline.map_levels import (
     AreaFacts,
@@ -253,14 +254,14 @@ def register_api(app: faust.App, agents: Agents) -> None:
     class ScanView(View):
         @guarded
         async def post(self, request: Request, checkpoint_id: str) -> Response:
-            gate.require(request, "checkpoint", checkpoint_id)
+            gate.require(request, CHECKPOINT_SCANS.api_role, checkpoint_id)
             require_ready(agents)
             if checkpoints is not None and checkpoint_id not in checkpoints:
                 raise ApiProblem(404, f"no checkpoint {checkpoint_id!r} is registered (settings `checkpoints`); add it to "
                                       "that file, or set accept_unknown_checkpoints = true to take scans from any checkpoint")
             require_json(request)
             body = await read_body(request)
-            scan, people = validated(body, agents, CheckpointScan)
+            scan, people = validated(body, agents, CHECKPOINT_SCANS.model)
             if scan.checkpoint_id != checkpoint_id:
                 raise ApiProblem(422, "the scan is for another checkpoint than the URL names",
                                  [{"field": "checkpoint_id", "problem": f"expected {checkpoint_id!r} as in the URL"}])
@@ -272,7 +273,7 @@ def register_api(app: faust.App, agents: Agents) -> None:
                 p.person_key: asyncio.ensure_future(await_verdict(agents, p.person_key, scan.event_id, DECISION_TIMEOUT))
                 for p in people if local[p.person_key]
             }
-            await topics.inputs["checkpoint-scans"].send(key=scan.event_id.encode(), value=body)
+            await topics.inputs[CHECKPOINT_SCANS.topic].send(key=scan.event_id.encode(), value=body)
             auth = request.headers.get("Authorization", "")
             remote = {
                 p.person_key: asyncio.ensure_future(_remote_verdict(agents, p.person_key, scan.event_id, auth, DECISION_TIMEOUT))
@@ -316,26 +317,26 @@ def register_api(app: faust.App, agents: Agents) -> None:
     class DeclarationView(View):
         @guarded
         async def post(self, request: Request) -> Response:
-            gate.require(request, "admin")
+            gate.require(request, DECLARATIONS.api_role)
             require_ready(agents)
             require_json(request)
             body = await read_body(request)
-            declaration, _ = validated(body, agents, Declaration)
-            await topics.inputs["declarations"].send(key=declaration.event_id.encode(), value=body)
+            declaration, _ = validated(body, agents, DECLARATIONS.model)
+            await topics.inputs[DECLARATIONS.topic].send(key=declaration.event_id.encode(), value=body)
             return ok({"accepted": True, "event_id": declaration.event_id, "policy": _itinerary_policy(declaration, agents)}, 202)
 
     @app.page("/api/nat-results")
     class NatView(View):
         @guarded
         async def post(self, request: Request) -> Response:
-            grant = gate.require(request, "lab")
+            grant = gate.require(request, NAT_RESULTS.api_role)
             require_ready(agents)
             require_json(request)
             body = await read_body(request)
-            result, _ = validated(body, agents, NatResult)
-            if grant.role == "lab" and result.lab_id != grant.subject:
+            result, _ = validated(body, agents, NAT_RESULTS.model)
+            if grant.role == NAT_RESULTS.api_role and result.lab_id != grant.subject:
                 raise Denied(403, f"this token is for lab {grant.subject!r}, not for lab_id {result.lab_id!r}")
-            await topics.inputs["nat-results"].send(key=result.event_id.encode(), value=body)
+            await topics.inputs[NAT_RESULTS.topic].send(key=result.event_id.encode(), value=body)
             return ok({"accepted": True, "event_id": result.event_id}, 202)
 
     @app.page("/api/policy")

@@ -22,6 +22,7 @@ from aiohttp import web as aioweb
 from faust.web import Request, Response, View
 
 from geo.communities import CommunityIndex
+from pipeline.inputs import CHECKPOINT_SCANS, DECLARATIONS, NAT_RESULTS
 from pipeline.key_group_report import KeyGroupRecords, key_group_figures, key_group_html
 from pipeline.report_page import reports_html
 from pipeline.reports import DailyReports, daily_reports, zone_label
@@ -154,8 +155,8 @@ def _key_group_records(settings: Settings, names: list[str], records: Callable[[
     kg.key_groups = groups[-1].value if groups else None
     kg.members = [r.value for r in records(settings.topic("roster-members")) if r.value]
     kg.registrations = {r.key: r.value for r in records(settings.topic("key-enterprises")) if r.key and r.value}
-    kg.tests = [r.value for kind in ("nat-results", "declarations") for r in records(settings.topic(kind)) if r.value]
-    kg.scans = [r.value for r in records(settings.topic("checkpoint-scans")) if r.value]
+    kg.tests = [r.value for kind in (NAT_RESULTS.topic, DECLARATIONS.topic) for r in records(settings.topic(kind)) if r.value]
+    kg.scans = [r.value for r in records(settings.topic(CHECKPOINT_SCANS.topic)) if r.value]
     for topic in (t for t in names if t.startswith(triage)):
         kg.reminders += [m for r in records(topic) if (m := _json(r.value)) and m.get("kind") == "test_reminder"]
     return kg

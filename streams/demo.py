@@ -31,6 +31,7 @@ from geo.load import region_to_feature
 from geo.regions import Region
 from geo.sweep import sweep
 from pipeline.events import TriageMessage
+from pipeline.inputs import TOPICS
 from pipeline.rules import CLEAR
 from pipeline.settings import Settings
 from pipeline.simulate import Geography, load_sample_geography, simulate_stream
@@ -178,7 +179,7 @@ def _view(worker: Worker, stats: DemoStats, duration: float, logged: _LogCounter
 
 async def _produce(worker: Worker, records: Iterable[tuple[str, bytes]], rate: int, duration: float, stats: DemoStats) -> None:
     broker = get_broker(worker.settings.broker)
-    topics = {kind: worker.settings.topic(kind) for kind in ("declarations", "checkpoint-scans", "nat-results")}
+    topics = {kind: worker.settings.topic(kind) for kind in TOPICS}
     tick = 0.02
     per_tick = max(1, round(rate * tick))
     deadline = stats.started + duration

@@ -9,12 +9,13 @@ from typing import Any
 
 import faust
 
+from pipeline.inputs import TOPICS
 from pipeline.settings import Settings
 
 __all__ = ["INPUT_KINDS", "Topics", "declare_topics", "street_topic_name", "topic_part", "triage_topic_name"]
 
 #: Short names of the three input topics, as `epiflow produce --topic` takes them.
-INPUT_KINDS = ("declarations", "checkpoint-scans", "nat-results")
+INPUT_KINDS = TOPICS
 
 
 _TOPIC_SAFE = re.compile(r"^[A-Za-z0-9._-]+$")

@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 import orjson
 
+from pipeline.inputs import CHECKPOINT_SCANS, DECLARATIONS, NAT_RESULTS
+
 __all__ = ["bench_latency", "bench_search"]
 
 _BOX = (120.2248, 30.343516, 120.382262, 30.485402)  # the sample district's bounds
@@ -141,26 +143,26 @@ def _scenario(now: datetime) -> tuple[list[tuple[str, dict]], dict, list[str]]:
     onward = [_person(n) for n in range(32, 62)]
     home = {"lon": 120.30, "lat": 30.43, "address": "测试社区1幢101室"}
     scanned = now - timedelta(hours=30)
-    out: list[tuple[str, dict]] = [("checkpoint-scans", {
-        "type": "checkpoint_scan", "event_id": "bench-scan-1", "checkpoint_id": "cp-01", "scanned_at": iso(scanned),
+    out: list[tuple[str, dict]] = [(CHECKPOINT_SCANS.topic, {
+        "type": CHECKPOINT_SCANS.name, "event_id": "bench-scan-1", "checkpoint_id": "cp-01", "scanned_at": iso(scanned),
         "location": {"lon": 120.33, "lat": 30.40},
         "people": [{**index, "role": "driver"}, *({**p, "role": "passenger"} for p in riders)],
     })]
     stay_from, stay_to = now - timedelta(hours=50), now - timedelta(hours=47)
     for i, p in enumerate([index, *neighbours]):
-        out.append(("declarations", {
-            "type": "declaration", "event_id": f"bench-decl-{i}", "person": p, "submitted_at": iso(now - timedelta(hours=46)),
+        out.append((DECLARATIONS.topic, {
+            "type": DECLARATIONS.name, "event_id": f"bench-decl-{i}", "person": p, "submitted_at": iso(now - timedelta(hours=46)),
             "arrival_at": iso(now - timedelta(hours=45)), "destination": home,
             "itinerary": [{"lon": 120.30 + 0.0002 * (i % 3), "lat": 30.44, "place": "测试餐厅",
                            "from": iso(stay_from + timedelta(minutes=5 * (i % 4))), "to": iso(stay_to)}],
         }))
     for i, (contact, other) in enumerate(zip([*riders, *neighbours], onward, strict=False)):
-        out.append(("checkpoint-scans", {
-            "type": "checkpoint_scan", "event_id": f"bench-onward-{i}", "checkpoint_id": "cp-02",
+        out.append((CHECKPOINT_SCANS.topic, {
+            "type": CHECKPOINT_SCANS.name, "event_id": f"bench-onward-{i}", "checkpoint_id": "cp-02",
             "scanned_at": iso(now - timedelta(hours=20, minutes=i)), "location": {"lon": 120.25, "lat": 30.36},
             "people": [{**contact, "role": "driver"}, {**other, "role": "passenger"}],
         }))
-    positive = {"type": "nat_result", "event_id": "bench-nat-1", "person": index,
+    positive = {"type": NAT_RESULTS.name, "event_id": "bench-nat-1", "person": index,
                 "sampled_at": iso(now - timedelta(hours=3)), "reported_at": iso(now - timedelta(minutes=1)),
                 "result": "positive", "lab_id": "lab-1"}
     return out, positive, [p["id_number"] for p in [*riders, *neighbours, *onward[:30]]]
@@ -221,7 +223,7 @@ async def _latency(broker: str, tracked: int) -> dict[str, Any]:
         held_s = time.perf_counter() - started
         sent_to: set[str] = set()
         worker.agents.listeners.append(lambda message, _: sent_to.add(message.person_key))
-        t0 = send("nat-results", positive)
+        t0 = send(NAT_RESULTS.topic, positive)
         tracing = worker.agents.tracing.counts
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and not contact_keys <= sent_to:

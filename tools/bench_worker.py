@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from pipeline.inputs import TOPICS
 from tools.kafka_clients import client_options
 from tools.ports import free_port
 
@@ -38,7 +39,7 @@ __all__ = ["measure_naive", "measure_workers"]
 
 log = logging.getLogger(__name__)
 
-INPUT_KINDS = ("declarations", "checkpoint-scans", "nat-results")
+INPUT_KINDS = TOPICS
 _STATUS_INTERVAL_S = 0.25
 
 

@@ -16,7 +16,7 @@ def _simulate(
     at: str | None = typer.Option(None, "--at", help="anchor time, ISO 8601 with offset (default: now)"),
     bad_share: float = typer.Option(0.02, "--bad-share", min=0.0, max=1.0, help="share of deliberately bad records"),
 ) -> None:
-    """Write declarations.jsonl, checkpoint_scans.jsonl, nat_results.jsonl, events.jsonl, risk_regions.geojson, manifest.json."""
+    """Write one JSONL file per input kind (declarations.jsonl, ...), events.jsonl, risk_regions.geojson, manifest.json."""
     from rich.progress import Progress
 
     from geo.errors import GeoError

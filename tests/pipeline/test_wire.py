@@ -21,7 +21,14 @@ from hypothesis import strategies as st
 
 from pipeline import wire
 from pipeline.errors import RejectedEvent
-from pipeline.events import CheckpointScan, CheckpointScanMirror, Declaration, DeclarationMirror, NatResult, NatResultMirror
+from pipeline.events import (
+    CheckpointScan,
+    CheckpointScanMirror,
+    Declaration,
+    DeclarationMirror,
+    NatResult,
+    NatResultMirror,
+)
 from pipeline.identity import check_character, check_id
 from pipeline.ingest import Observer, ingest, parse_input
 from pipeline.settings import load_settings

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline.inputs import KINDS
 from tools.kafka_clients import client_options
 from tools.ports import free_port
 from tools.workers import WorkerProcess, start_worker
@@ -29,7 +30,7 @@ KEEP_TOPICS = False
 #: how long a worker may take to be ready: on a loaded machine, joining the group, recovering its
 #: tables and reading 2,400 risk regions has taken over 90 s
 READY_TIMEOUT_S = 180.0
-STREAM_FILES = {"declarations": "declarations.jsonl", "checkpoint-scans": "checkpoint_scans.jsonl", "nat-results": "nat_results.jsonl"}
+STREAM_FILES = {k.topic: f"{k.stem}.jsonl" for k in KINDS}
 
 
 class DrillFailed(AssertionError):
