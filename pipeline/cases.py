@@ -21,18 +21,22 @@ from pipeline.errors import CaseError
 from pipeline.events import CaseEvent, Reason, TriageMessage
 from pipeline.rules import CLEAR
 from pipeline.stages import STAGES, StageRow, stage_problem, stage_row
+from pipeline.triage import UNASSIGNED
 
 __all__ = [
     "CLEARED_BY_RULES",
     "Case",
     "CaseStatus",
     "apply_case_event",
+    "awaits_acceptance",
     "case_for_message",
     "case_from_bytes",
     "case_to_bytes",
     "escalate",
+    "escalation_body",
     "open_case",
     "overdue",
+    "street_queue",
     "update_from_message",
 ]
 
@@ -251,3 +255,22 @@ def case_from_bytes(raw: bytes) -> tuple[Case, dict[str, Any]]:
     except (zlib.error, msgspec.DecodeError, orjson.JSONDecodeError, ValidationError, KeyError, TypeError,
             ValueError) as exc:
         raise CaseError(f"case record bytes do not decode: {exc}") from None
+
+
+def awaits_acceptance(case: Case) -> bool:
+    """Whether the escalation timer watches `case`: open, neither accepted nor escalated yet, due, and not a clear."""
+    return case.accepted_at is None and case.escalated_at is None and case.is_open and case.action != CLEAR \
+        and case.due_at is not None
+
+
+def street_queue(street: str | None) -> str:
+    """The street queue an escalation or a missed test goes to: the street, or `unassigned` outside every street."""
+    return street or UNASSIGNED
+
+
+def escalation_body(case: Case, message: dict[str, Any], event: CaseEvent) -> bytes:
+    """What the street's queue receives when `case` is escalated: its latest triage message, marked as an escalation."""
+    return orjson.dumps({
+        **message, "kind": "escalation", "street": case.street, "escalated_at": event.at.isoformat(),
+        "due_at": case.due_at.isoformat() if case.due_at else None,
+    })

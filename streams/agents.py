@@ -10,33 +10,25 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
-import orjson
 
 from geo.sweep import PlaceStore
-from pipeline.cases import (
-    Case,
-    apply_case_event,
-    case_for_message,
-    case_from_bytes,
-    case_to_bytes,
-    escalate,
-    overdue,
-)
+from pipeline.cases import street_queue
 from pipeline.errors import RejectedEvent
-from pipeline.events import CaseEvent, PersonEvent, TriageMessage
+from pipeline.events import PersonEvent, TriageMessage
 from pipeline.ingest import dead_letter, person_event_records
 from pipeline.join import Outcome, step_many
 from pipeline.management import notice_messages
-from pipeline.stages import STAGES, stage_message
 from pipeline.state import PersonState, new_state, state_from_bytes, state_to_bytes
+from pipeline.triage import UNASSIGNED
 from pipeline.wire import decode_person_event
-from streams.control import control_log_for
+from streams.cases import CaseAgent
+from streams.control import REEVALUATE, follow_regions, follow_rules, mark_ready
 from streams.queries import CaseIndex
-from streams.runtime import RegionChange, Runtime, utc_now
+from streams.runtime import Runtime, utc_now
 from streams.tables import raw_table
 from streams.topics import Topics
 from streams.tracing import Tracing
@@ -45,7 +37,6 @@ __all__ = ["Agents", "register_agents"]
 
 log = logging.getLogger(__name__)
 
-REEVALUATE = "epiflow-reevaluate"
 #: Records an agent takes per batch, and the longest a partial batch waits (seconds); the join makes one risk lookup per batch.
 BATCH_MAX = 256
 BATCH_WITHIN = 0.005
@@ -80,16 +71,19 @@ class Agents:
     control_ready: asyncio.Event = field(default_factory=asyncio.Event)
     regions_loaded: bool = False
     queues_declared: bool = False
-    awaiting: dict[bytes, float] = field(default_factory=dict)
     index: CaseIndex = field(default_factory=CaseIndex)
     #: key groups' rosters, members and reminders (`streams.key_groups`)
     key_groups: Any = None
-    _escalating: set[bytes] = field(default_factory=set)
     tracing: Tracing | None = None
     #: person key -> when that person's management next changes without an event (the management timer scans it)
     wakes: dict[bytes, float] = field(default_factory=dict)
     #: person key -> (status, action, community, next due, day the status was reached), for the dashboard
     managed: dict[bytes, tuple[str, str, str, float | None, str]] = field(default_factory=dict)
+    #: the cases table's agent (`streams.cases`), which shares `index` with the queue pages
+    case_agent: CaseAgent = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.case_agent = CaseAgent(self.runtime, self.topics, self.cases, self.index, self.send)
 
     async def send(self, topic: Any, key: bytes | None, value: bytes) -> Awaitable[Any]:
         """Hand a record to the producer directly (the hot paths skip Faust's per-message channel
@@ -275,7 +269,7 @@ class Agents:
             body = message.model_dump_json().encode()
             sent.append(await self.send(await self.topics.triage(message.community), key, body))
             if message.kind == "test_overdue":
-                street = rt.communities.street_of(message.community) or "unassigned"
+                street = street_queue(rt.communities.street_of(message.community))
                 sent.append(await self.send(await self.topics.street(street), key, body))
             rt.metrics.loop_messages.labels(kind=message.kind).inc()
         return tuple(sent)
@@ -292,7 +286,7 @@ class Agents:
         else:
             self.wakes[key] = float(seen.wake)
         last = outcome.after.last
-        community = last.community if last is not None and last.community else "unassigned"
+        community = last.community if last is not None and last.community else UNASSIGNED
         previous = self.managed.get(key)
         day = previous[4] if previous is not None and previous[0] == seen.status else \
             now.astimezone(self.runtime.settings.zone).date().isoformat()
@@ -306,110 +300,6 @@ class Agents:
         for key in due:
             self.wakes.pop(key, None)
             await self.topics.person_events.send(key=key, value=b'{"management":true}', headers={REEVALUATE: b"1"})
-
-    async def case_batch(self, events: Sequence[Any]) -> None:
-        """Apply a batch of triage messages and case events to the cases table, in order.
-
-        Raises when any record cannot be applied (`handle_batch` then isolates it); acknowledged when
-        this returns, so the cases it wrote must be in the changelog by then.
-        """
-        written = [await self.case_one(e.message.topic, e.key, e.value, e.message.partition) for e in events]
-        await asyncio.gather(*(w for w in written if w is not None))
-
-    async def case_one(self, topic: str, key: bytes, value: bytes, partition: int) -> Awaitable[Any] | None:
-        """Open a case from a triage message, or apply an accept / resolve / escalate event to it;
-        returns the delivery of the case's changelog record when it was written.
-
-        Both source topics are keyed by case id and co-partitioned with the table: `partition` (the
-        record's) is the case's partition.
-        """
-        rt = self.runtime
-        if topic == self.topics.cases.get_topic_name():
-            message = TriageMessage.model_validate_json(value)
-            raw = self.cases.get_in(key, partition)
-            case = read_case(raw)[0] if raw is not None else None
-            updated = case_for_message(case, message, rt.communities.street_of(message.community))
-            if updated is None or updated == case:
-                return None
-            if case is None:
-                rt.metrics.cases_opened.labels(action=message.action).inc()
-            return await self._put_case(updated, message, partition)
-        event = CaseEvent.model_validate_json(value)
-        raw = self.cases.get_in(event.case_id.encode(), partition)
-        if raw is None:
-            log.warning("case event for unknown case kind=%s", event.kind)
-            return None
-        case, message = read_case(raw)
-        updated = apply_case_event(case, event)
-        if updated == case:
-            return None
-        if event.kind == "escalated":
-            street = updated.street or "unassigned"
-            # delivered before the case records it as escalated, as for triage messages in `join_batch`
-            await (await self.send(await self.topics.street(street), updated.person_key.encode(),
-                                   _escalation_body(updated, message, event)))
-            rt.metrics.cases_overdue.inc()
-        if event.kind in STAGES:
-            row = next(r for r in updated.stages if r[0] == event.kind)
-            staged = stage_message(updated.case_id, updated.person_key, updated.community, updated.action, message, row,
-                                   updated.accepted_at, updated.stages)
-            await (await self.send(await self.topics.triage(updated.community), updated.person_key.encode(),
-                                   staged.model_dump_json().encode()))
-            rt.metrics.loop_messages.labels(kind="stage").inc()
-        rt.metrics.case_events.labels(kind=event.kind).inc()
-        return await self._put_case(updated, message, partition)
-
-    async def _put_case(self, case: Case, message: TriageMessage | dict[str, Any], partition: int) -> Awaitable[Any]:
-        key = case.case_id.encode()
-        delivery = await self.cases.put(key, case_record(case, message), partition)
-        self._track(case, key)
-        self.index.put(key, case.community, partition)
-        return delivery
-
-    def _track(self, case: Case, key: bytes) -> None:
-        """Keep the due time of every case still waiting to be accepted (what the escalation timer scans).
-
-        A float under the table's own key per case, not the case: the timer reads a case back once it is due.
-        """
-        if case.accepted_at is None and case.escalated_at is None and case.is_open and case.action != "clear" \
-                and case.due_at is not None:
-            self.awaiting[key] = case.due_at.timestamp()
-        else:
-            self.awaiting.pop(key, None)
-            self._escalating.discard(key)
-
-    async def escalate_overdue(self) -> None:
-        """Send an `escalated` case event for every local case not accepted by its due time."""
-        now = self.runtime.clock()
-        cut = now.timestamp()
-        due = [key for key, at in self.awaiting.items() if at <= cut and key not in self._escalating]
-        raws = [self.cases.get_in(key, self.cases.partition_for_key(key)) for key in due]
-        for case in overdue([read_case(raw)[0] for raw in raws if raw], now):
-            key = case.case_id.encode()
-            self._escalating.add(key)
-            _, event = escalate(case, now)
-            await self.topics.case_events.send(key=key, value=event.model_dump_json().encode())
-
-    def local_cases(self) -> list[tuple[Case, dict[str, Any]]]:
-        """Every case this worker holds, with the latest triage message of its episode."""
-        return [read_case(v) for v in list(self.cases.values()) if v]
-
-
-def case_record(case: Case, message: TriageMessage | dict[str, Any]) -> bytes:
-    """Cases-table value: the case and the latest triage message of its episode (for the queue pages)."""
-    return case_to_bytes(case, message)
-
-
-def read_case(raw: bytes) -> tuple[Case, dict[str, Any]]:
-    return case_from_bytes(raw)
-
-
-def _escalation_body(case: Case, message: dict[str, Any], event: CaseEvent) -> bytes:
-    return orjson.dumps({
-        **message, "kind": "escalation", "street": case.street, "escalated_at": event.at.isoformat(),
-        "due_at": case.due_at.isoformat() if case.due_at else None,
-    })
-
 
 def _transient(error: BaseException) -> bool:
     """Whether `error` is the broker's, the network's or the disk's (a Kafka error marked retriable, an OSError)."""
@@ -479,13 +369,13 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
     @app.agent(case_channel, name="cases")
     async def case_agent(stream: Any) -> None:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
-            handling = agents.handle_batch("cases", events, agents.case_batch, "case_dead_lettered")
+            handling = agents.handle_batch("cases", events, agents.case_agent.case_batch, "case_dead_lettered")
             await _acknowledged_once_handled(events, handling)
 
     @app.timer(interval=1.0)
     async def escalation_timer() -> None:
         try:
-            await agents.escalate_overdue()
+            await agents.case_agent.escalate_overdue()
         except Exception:
             log.exception("escalation timer failed")
 
@@ -506,11 +396,11 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
 
     @app.task
     async def rules_control() -> None:
-        await _follow_rules(agents)
+        await follow_rules(agents)
 
     @app.task
     async def regions_control() -> None:
-        await _follow_regions(agents)
+        await follow_regions(agents)
 
     from streams.key_groups import register_key_groups
 
@@ -518,13 +408,7 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
 
     @cases.on_recover
     async def rebuild_awaiting() -> None:
-        rows = []
-        for key, raw in list(cases.items()):
-            if raw:
-                case = read_case(raw)[0]
-                agents._track(case, key)
-                rows.append((key, case.community, cases.partition_for_key(key)))
-        agents.index.rebuild(rows)
+        agents.case_agent.rebuild()
 
     @persons.on_recover
     async def rebuild_places() -> None:
@@ -554,120 +438,16 @@ async def _ingest_batch(agents: Agents, kind: str, events: Sequence[Any]) -> Non
     await asyncio.gather(*deliveries)
 
 
-async def _seed_if_empty(agents: Agents, topic: str, records: list, seed: Callable[[], list[tuple[bytes, bytes]]]) -> list:
-    if records:
-        return records
-    seeded = seed()
-    for key, value in seeded:
-        await _send_when_ready(agents.app, topic, key, value)
-    log.info("seeded control topic=%s records=%d", topic, len(seeded))
-    return seeded
-
-
-async def _send_when_ready(app: faust.App, topic: str, key: bytes, value: bytes, timeout: float = 30.0) -> None:
-    """Send and wait; under `faust.Worker` control tasks can run before the producer is up, so retry NotReady."""
-    from faust.exceptions import NotReady
-
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        try:
-            await app.producer.send_and_wait(topic, key, value, None, None, {})
-            return
-        except NotReady:
-            if loop.time() > deadline:
-                raise
-            await asyncio.sleep(0.1)
-
-
-async def _follow_rules(agents: Agents) -> None:
-    rt = agents.runtime
-    topic = agents.topics.rules
-    feed = control_log_for(rt.settings, topic)
-    await feed.start()
-    records = await _seed_if_empty(agents, topic, await feed.read_to_end(), lambda: [(b"active", _rules_file(rt))])
-    for _, value in records:
-        rt.apply_rules_document(value, source=f"{topic} (startup)")
-    if rt.rules is None:
-        log.error("no valid rules on %s; the worker waits for a valid publish", topic)
-    _mark_ready(agents)
-    try:
-        async for _, value in feed.follow():
-            rt.apply_rules_document(value, source=topic)
-            _mark_ready(agents)
-    finally:
-        await feed.stop()
-
-
-def _mark_ready(agents: Agents) -> None:
-    """Agents start work once the first valid rules, the full region set and the queue topics are in place."""
-    if agents.runtime.rules is not None and agents.regions_loaded and agents.queues_declared:
-        agents.control_ready.set()
-
-
 async def _declare_queues(agents: Agents) -> None:
     """Create every community's and street's triage topic up front (concurrently), not on the hot path."""
     rt = agents.runtime
     communities = list(rt.communities)
-    declarations = [agents.topics.triage(c.code) for c in communities] + [agents.topics.triage("unassigned")]
+    declarations = [agents.topics.triage(c.code) for c in communities] + [agents.topics.triage(UNASSIGNED)]
     declarations += [agents.topics.street(street) for street in sorted({c.street for c in communities if c.street})]
-    declarations.append(agents.topics.street("unassigned"))
+    declarations.append(agents.topics.street(UNASSIGNED))
     declarations.append(agents.topics.dead_letters.maybe_declare())
     for start in range(0, len(declarations), 50):
         await asyncio.gather(*declarations[start:start + 50])
     agents.queues_declared = True
     log.info("queue topics declared count=%d", len(declarations))
-    _mark_ready(agents)
-
-
-async def _follow_regions(agents: Agents) -> None:
-    rt = agents.runtime
-    topic = agents.topics.risk_regions
-    feed = control_log_for(rt.settings, topic)
-    await feed.start()
-    records = await _seed_if_empty(agents, topic, await feed.read_to_end(), lambda: _regions_file(rt))
-    rt.load_regions_bulk(records)
-    agents.regions_loaded = True
-    _mark_ready(agents)
-    try:
-        async for key, value in feed.follow():
-            change = rt.apply_region_record(key, value)
-            if change is not None and change.sweep:
-                try:
-                    await _sweep(agents, change)
-                except Exception:
-                    log.exception("sweep failed region=%s", change.region_id)
-    finally:
-        await feed.stop()
-
-
-async def _sweep(agents: Agents, change: RegionChange) -> None:
-    """Flag everyone this worker holds who was in a newly designated or raised region."""
-    from geo.sweep import sweep
-
-    rt = agents.runtime
-    started = asyncio.get_running_loop().time()
-    pre = timedelta(seconds=rt.rules.windows.pre_designation if rt.rules is not None else 0)
-    hits = sweep(rt.places, [change.region], pre_designation=pre)
-    people = sorted(set(hits["person_key"])) if len(hits) else []
-    for person_key in people:
-        await agents.topics.person_events.send(
-            key=person_key.encode(), value=orjson.dumps({"region_id": change.region_id}), headers={REEVALUATE: b"1"}
-        )
-    rt.metrics.sweep_seconds.observe(asyncio.get_running_loop().time() - started)
-    rt.metrics.sweep_flagged.inc(len(people))
-    log.info("sweep region=%s places=%d people=%d", change.region_id, len(rt.places), len(people))
-
-
-def _rules_file(rt: Runtime) -> bytes:
-    return rt.settings.path(rt.settings.rules).read_bytes()
-
-
-def _regions_file(rt: Runtime) -> list[tuple[bytes, bytes]]:
-    from geo.load import load_regions, region_to_feature
-
-    return [
-        (r.id.encode(), orjson.dumps(region_to_feature(r)))
-        for r in load_regions(rt.settings.path(rt.settings.regions))
-    ]
-
+    mark_ready(agents)

@@ -39,7 +39,8 @@ from pipeline.state import PersonState, state_from_bytes
 from pipeline.tally import Tally, merge, summary, tally_cases
 from pipeline.triage import PersonDecision, Verdict, checkpoint_decision, evaluate
 from streams.access import AccessGate
-from streams.agents import Agents, read_case
+from streams.agents import Agents
+from streams.cases import read_case
 from streams.errors import ApiProblem, Denied
 from streams.queries import (
     FORWARDED_HEADER,

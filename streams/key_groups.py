@@ -258,7 +258,8 @@ def _raw(app: faust.App, name: str, partitions: int) -> Any:
 
 def register_key_groups(app: faust.App, agents: Agents) -> KeyGroupsWorker:
     """Declare the roster and members agents, the members table, the control follower and the reminder timer."""
-    from streams.agents import _acknowledged_once_handled, _seed_if_empty
+    from streams.agents import _acknowledged_once_handled
+    from streams.control import seed_if_empty
 
     settings = agents.runtime.settings
     kg = KeyGroupsWorker(
@@ -297,7 +298,7 @@ def register_key_groups(app: faust.App, agents: Agents) -> KeyGroupsWorker:
         feed = control_log_for(settings, topic)
         await feed.start()
         seed = [(b"active", settings.path(settings.key_groups).read_bytes())]
-        records = await _seed_if_empty(agents, topic, await feed.read_to_end(), lambda: seed)
+        records = await seed_if_empty(agents, topic, await feed.read_to_end(), lambda: seed)
         for _, value in records:
             kg.apply_document(value, source=f"{topic} (startup)")
         if kg.groups is None:

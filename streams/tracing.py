@@ -37,7 +37,7 @@ from pipeline.contacts import (
     secondary_request,
 )
 from pipeline.state import PersonState, state_from_bytes
-from streams.control import control_log_for
+from streams.control import REEVALUATE, control_log_for
 
 __all__ = ["CONTACT", "Tracing", "has_header"]
 
@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 #: Header of a re-evaluation record that carries exposures (the value is their JSON list).
 CONTACT = "epiflow-contact"
-REEVALUATE = "epiflow-reevaluate"
+
 #: Radius of the search of new places against live requests: the widest a place rule can reach.
 _WIDEST_M = 5_000.0
 

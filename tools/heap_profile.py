@@ -82,7 +82,7 @@ def _structures(worker: Any) -> dict[str, Any]:
         else:
             sizes = table_bytes(data.items())
         out[name] = sizes
-    out["awaiting"] = {"cases": len(agents.awaiting), "dict_bytes": sys.getsizeof(agents.awaiting)}
+    out["awaiting"] = {"cases": len(agents.case_agent.awaiting), "dict_bytes": sys.getsizeof(agents.case_agent.awaiting)}
     out["places"] = {"rows": len(places), "column_bytes": places.nbytes}
     rocksdb = _rocksdb_memory([agents.persons, agents.cases])
     if rocksdb:

@@ -51,7 +51,7 @@ def test_a_person_raised_to_transfer_is_due_within_the_transfer_window(api: Runn
     assert raised["case_id"] == first["case_id"] and raised["status"] == "open"
     due = datetime.fromisoformat(raised["due_at"])
     assert sent <= due <= sent + timedelta(minutes=30, seconds=5)
-    assert api.worker.agents.awaiting[raised["case_id"].encode()] == due.timestamp()
+    assert api.worker.agents.case_agent.awaiting[raised["case_id"].encode()] == due.timestamp()
 
 
 def test_a_hold_lifted_by_a_late_negative_result_leaves_no_open_case(api: RunningWorker) -> None:
@@ -65,6 +65,6 @@ def test_a_hold_lifted_by_a_late_negative_result_leaves_no_open_case(api: Runnin
     assert closed["case_id"] == held["case_id"]
     assert closed["status"] == "closed" and closed["closed_reason"] == "cleared by rules"
     assert closed["due_at"] is None and not closed["overdue"]
-    assert held["case_id"].encode() not in api.worker.agents.awaiting
+    assert held["case_id"].encode() not in api.worker.agents.case_agent.awaiting
     status, dashboard = api.call("GET", "/api/dashboard", token=api.tokens["admin"])
     assert status == 200 and "clear" not in dashboard["open_by_action"]

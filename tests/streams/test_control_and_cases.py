@@ -124,14 +124,14 @@ def test_case_not_accepted_in_time_is_escalated_to_its_street(deployment: Settin
             now = datetime.now(UTC)
             bus.send("declarations", _declaration("d-pos", _id(2), now, (lon, lat), (lon, lat), now - timedelta(days=1), nat="positive"))
             bus.flush()
-            assert await wait_until(lambda: any(c.action == "transfer" for c, _ in worker.agents.local_cases()), 30)
-            case, _ = worker.agents.local_cases()[0]
+            assert await wait_until(lambda: any(c.action == "transfer" for c, _ in worker.agents.case_agent.local_cases()), 30)
+            case, _ = worker.agents.case_agent.local_cases()[0]
             assert case.community == code and case.due_at is not None
             worker.runtime.clock = lambda: case.due_at + timedelta(seconds=1)
             street_topic = street_topic_name(deployment.topic_prefix, street)
             assert await wait_until(lambda: bool(bus.records(street_topic)), 15)
             # the escalation is delivered before the case records it: give the case a moment to follow
-            assert await wait_until(lambda: any(c.escalated_at is not None for c, _ in worker.agents.local_cases()), 5)
+            assert await wait_until(lambda: any(c.escalated_at is not None for c, _ in worker.agents.case_agent.local_cases()), 5)
             assert worker.runtime.metrics.cases_overdue._value.get() == 1
             return [orjson.loads(r.value) for r in bus.records(street_topic)]
 

@@ -147,7 +147,7 @@ def test_a_triage_message_that_keeps_failing_in_the_cases_agent_is_retried_then_
             records = get_broker(deployment.broker).all_records(topic)
             consumer = worker.app.consumer
             before = [_passed(consumer, TP(topic, r.partition), r.offset) for r in records]
-            opened = len(worker.agents.local_cases())
+            opened = len(worker.agents.case_agent.local_cases())
             gate.set_result(None)
             assert await wait_until(lambda: all(_passed(consumer, TP(topic, r.partition), r.offset) for r in records), 20)
             return {"before": before, "opened": opened, "records": records, "counts": status(worker.agents)["counts"]}

@@ -39,7 +39,7 @@ def test_tables_come_back_after_a_restart(store: str, data_dir: str, tmp_path: P
                     nat="positive" if n % 3 == 0 else "negative"))
             counts = worker.agents.counts
             assert await wait_until(lambda: counts["joined"] == PEOPLE, 30), counts
-            assert await wait_until(lambda: len(worker.agents.local_cases()) == PEOPLE // 3, 30)
+            assert await wait_until(lambda: len(worker.agents.case_agent.local_cases()) == PEOPLE // 3, 30)
             tables = _tables(worker)
             where = {key: worker.agents.persons.partition_for_key(key) for key in tables["persons"]}
             return tables, where
