@@ -34,6 +34,7 @@ __all__ = [
     "exposures_of",
     "manage",
     "notice_messages",
+    "reaches_street",
     "notice_id",
     "view",
 ]
@@ -317,3 +318,8 @@ def notice_messages(state: PersonState, seen: Management, notices: Iterable[Noti
             community=community, action=record.action, at=at, management=body, test=test, address=address,
         ))
     return out
+
+
+def reaches_street(message: LoopMessage) -> bool:
+    """Whether a notice also goes to its street's queue: a missed test does, a release does not."""
+    return message.kind == "test_overdue"

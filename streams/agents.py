@@ -1,7 +1,7 @@
 """Agents: bytes → domain call in `pipeline/` → send or table update. No rule logic here.
 
-ingest ×3 (validate, pseudonymise, fan out, dead-letter), join (person table + verdicts + routing),
-cases (open, accept, resolve, escalate), and the control readers for rules and risk regions.
+ingest, one per input kind (validate, pseudonymise, fan out, dead-letter), join (person table + verdicts +
+routing), and the wiring of the case agent (`streams.cases`), the control followers (`streams.control`) and the timers.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pipeline.errors import RejectedEvent
 from pipeline.events import PersonEvent, TriageMessage
 from pipeline.ingest import dead_letter, person_event_records
 from pipeline.join import Outcome, step_many
-from pipeline.management import notice_messages
+from pipeline.management import notice_messages, reaches_street
 from pipeline.state import PersonState, new_state, state_from_bytes, state_to_bytes
 from pipeline.triage import UNASSIGNED
 from pipeline.wire import decode_person_event
@@ -32,6 +32,7 @@ from streams.runtime import Runtime, utc_now
 from streams.tables import raw_table
 from streams.topics import Topics
 from streams.tracing import Tracing
+from streams.verdicts import VerdictWaiters
 
 __all__ = ["Agents", "register_agents"]
 
@@ -67,7 +68,10 @@ class Agents:
         }
     )
     listeners: list[Callable[[TriageMessage, float], None]] = field(default_factory=list)
-    waiters: dict[str, list[Callable[[PersonEvent, Any], None]]] = field(default_factory=dict)
+    #: scan replies waiting for the join (the API's handle on it)
+    verdicts: VerdictWaiters = field(default_factory=VerdictWaiters)
+    #: the access gate the API and the pages share (`streams.api.gate_of`)
+    access_gate: Any = None
     control_ready: asyncio.Event = field(default_factory=asyncio.Event)
     regions_loaded: bool = False
     queues_declared: bool = False
@@ -236,9 +240,7 @@ class Agents:
             written += await tracing.after_batch(
                 [(key, o.before, o.after) for key, o in zip(grouped, outcomes, strict=True)], exposed, partitions)
         for key, outcome in zip(grouped, outcomes, strict=True):
-            for person_event in outcome.events:
-                for waiter in self.waiters.pop(f"{person_event.event_id}/{key.decode()}", ()):
-                    waiter(person_event, outcome.verdict)
+            self.verdicts.processed(key.decode(), outcome.events, outcome.verdict)
         # the batch is acknowledged when this returns: its states must be in the changelog by then
         await asyncio.gather(*written)
         self.counts["joined"] += len(events) - reevaluations
@@ -268,7 +270,7 @@ class Agents:
         for message in notice_messages(outcome.after, outcome.management, outcome.notices, rt.rules.tz, int(now.timestamp())):
             body = message.model_dump_json().encode()
             sent.append(await self.send(await self.topics.triage(message.community), key, body))
-            if message.kind == "test_overdue":
+            if reaches_street(message):
                 street = street_queue(rt.communities.street_of(message.community))
                 sent.append(await self.send(await self.topics.street(street), key, body))
             rt.metrics.loop_messages.labels(kind=message.kind).inc()

@@ -98,11 +98,10 @@ def ok(value: Any, status: int = 200) -> aioweb.Response:
 
 def gate_of(agents: Agents) -> AccessGate:
     """The access gate shared by the API and the pages of one worker."""
-    gate = getattr(agents, "_access_gate", None)
+    gate = agents.access_gate
     if gate is None:
-        gate = AccessGate(agents.runtime.settings)
+        gate = agents.access_gate = AccessGate(agents.runtime.settings)
         gate.refresh(force=True)
-        agents._access_gate = gate  # type: ignore[attr-defined]
     return gate
 
 
@@ -178,28 +177,12 @@ def _is_local(app: faust.App, table: Any, key: bytes) -> bool:
 
 async def await_verdict(agents: Agents, person_key: str, event_id: str, timeout: float) -> Verdict:
     """The verdict of `person_key` once the join agent has processed `event_id` (this worker owns the key)."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[Verdict] = loop.create_future()
     raw = agents.persons.get(person_key.encode())
     rules = agents.runtime.rules
     if raw and rules is not None and _processed(state_from_bytes(raw), event_id):
         rt = agents.runtime
         return evaluate(state_from_bytes(raw), rules, rt.regions, rt.communities, utc_now())
-
-    def done(event: PersonEvent, verdict: Any) -> None:
-        if not future.done():
-            future.set_result(verdict)
-
-    slot = f"{event_id}/{person_key}"
-    agents.waiters.setdefault(slot, []).append(done)
-    try:
-        return await asyncio.wait_for(future, timeout)
-    finally:
-        waiting = agents.waiters.get(slot)
-        if waiting is not None and done in waiting:
-            waiting.remove(done)
-            if not waiting:
-                agents.waiters.pop(slot, None)
+    return await agents.verdicts.wait(person_key, event_id, timeout)  # type: ignore[no-any-return]
 
 
 async def _remote_verdict(agents: Agents, person_key: str, event_id: str, auth: str, timeout: float) -> dict[str, Any]:
@@ -360,7 +343,7 @@ def register_api(app: faust.App, agents: Agents) -> None:
         @guarded
         async def get(self, request: Request, code: str) -> Response:
             grant = gate.require(request, "community", code)
-            if code not in rt.communities and code != "unassigned":
+            if code not in rt.communities and code not in UNASSIGNED:
                 raise ApiProblem(404, f"no community with code {code!r}")
             return ok(await community_cases(agents, request, code, full_phone=grant.role == "community"))
 

@@ -150,7 +150,7 @@ def register_pages(app: faust.App, agents: Agents) -> None:
                 grant = gate.require(request, "community", code)
             except Denied as exc:
                 return _refused(request, exc)
-            if code not in rt.communities and code != "unassigned":
+            if code not in rt.communities and code not in UNASSIGNED:
                 return _html("refused.html", status=404, request=request, problem=f"no community with code {code!r}")
             full_phone = grant.role == "community"
             try:

@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 
 #: Header of a re-evaluation record that carries exposures (the value is their JSON list).
 CONTACT = "epiflow-contact"
-
 #: Radius of the search of new places against live requests: the widest a place rule can reach.
 _WIDEST_M = 5_000.0
 
