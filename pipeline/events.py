@@ -150,6 +150,11 @@ def _valid_id(value: str) -> str:
     return outcome.normalised  # type: ignore[return-value]
 
 
+def _the_person(event: Declaration | DeclarationMirror | NatResult | NatResultMirror) -> list[Someone]:
+    """`persons` of a kind about one person: (ID number, name, phone, no role)."""
+    return [(event.person.id_number, event.person.name, event.person.phone, "")]
+
+
 class Person(_Strict):
     """Who an event is about, as the declaration front end and the lab send it."""
 
@@ -226,8 +231,7 @@ class Declaration(_Strict):
     itinerary: list[ItineraryStop] = Field(max_length=50)
     nat_report: NatReport | None = None
 
-    def persons(self) -> list[Someone]:
-        return [(self.person.id_number, self.person.name, self.person.phone, "")]
+    persons = _the_person
 
 
 class DeclarationMirror(_Mirror, tag_field="type", tag="declaration"):
@@ -241,8 +245,7 @@ class DeclarationMirror(_Mirror, tag_field="type", tag="declaration"):
 
     type = "declaration"  # the tag, readable as on the pydantic model
 
-    def persons(self) -> list[Someone]:
-        return [(self.person.id_number, self.person.name, self.person.phone, "")]
+    persons = _the_person
 
     def checked(self) -> bool:
         """The rules left to Python: the phone pattern, no (0, 0) position, no stop that ends before it starts."""
@@ -406,8 +409,7 @@ class NatResult(_Strict):
     result: Literal["negative", "positive", "invalid"]
     lab_id: Text
 
-    def persons(self) -> list[Someone]:
-        return [(self.person.id_number, self.person.name, self.person.phone, "")]
+    persons = _the_person
 
 
 class NatResultMirror(_Mirror, tag_field="type", tag="nat_result"):
@@ -420,8 +422,7 @@ class NatResultMirror(_Mirror, tag_field="type", tag="nat_result"):
 
     type = "nat_result"
 
-    def persons(self) -> list[Someone]:
-        return [(self.person.id_number, self.person.name, self.person.phone, "")]
+    persons = _the_person
 
     def checked(self) -> bool:
         """The rule left to Python: the phone pattern."""

@@ -44,7 +44,7 @@ class InputKind:
     name: str
     #: the input topic's name in the settings (`settings.topic(...)`) and in the demo's and drills' maps
     topic: str
-    #: the stem of its example and simulated files (`<stem>.jsonl`)
+    #: the stem of its simulated and recorded stream files (`<stem>.jsonl`); its examples in config/examples start with `name`
     stem: str
     model: type[BaseModel]
     mirror: type[Any]

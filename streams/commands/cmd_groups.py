@@ -43,24 +43,11 @@ def _publish(
     broker: str = typer.Option(None, help="kafka://host:port"),
 ) -> None:
     """Validate a key-groups document, then publish it as the active one on the compacted key-groups topic."""
-    from kafka.errors import KafkaError
-
-    from pipeline.errors import PipelineError
     from pipeline.key_groups import parse_key_groups
-    from pipeline.settings import load_settings
-    from streams.publish import TopicMissing, send_records
+    from streams.commands.cmd_publish import publish_active
 
-    try:
-        settings = load_settings(broker=broker, insecure_demo_secret=True)
-        path = file or settings.path(settings.key_groups)
-        text = path.read_text(encoding="utf-8")
-        groups = parse_key_groups(text, source=str(path))
-        send_records(settings, settings.topic("key-groups"), [(b"active", text.encode("utf-8"))])
-    except (PipelineError, OSError, TopicMissing) as exc:
-        _fail(str(exc))
-    except KafkaError as exc:
-        _fail(f"Kafka refused or did not answer: {type(exc).__name__}: {exc}")
-    typer.echo(f"published key groups version {groups.version} to {settings.topic('key-groups')}")
+    groups, topic = publish_active(file, broker, "key_groups", parse_key_groups, "key-groups")
+    typer.echo(f"published key groups version {groups.version} to {topic}")
 
 
 def _load(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import orjson
 import typer
@@ -11,6 +13,8 @@ import typer
 from pipeline.errors import PipelineError
 from pipeline.settings import load_settings
 from streams.topics import INPUT_KINDS
+
+T = TypeVar("T")
 
 
 def _fail(message: str) -> None:
@@ -23,27 +27,36 @@ def _kafka_failure(exc: Exception) -> None:
     _fail(f"Kafka refused or did not answer: {type(exc).__name__}: {exc}")
 
 
+def publish_active(file: Path | None, broker: str | None, setting: str, parse: Callable[..., T], topic: str) -> tuple[T, str]:
+    """Validate a document (`file`, or the one the settings' `setting` names) with `parse`, then publish it as the
+    active one on the compacted `topic`; returns the document and the topic's name, or exits naming the problem."""
+    from kafka.errors import KafkaError
+
+    from streams.publish import TopicMissing, send_records
+
+    try:
+        settings = load_settings(broker=broker, insecure_demo_secret=True)
+        path = file or settings.path(getattr(settings, setting))
+        text = path.read_text(encoding="utf-8")
+        document = parse(text, source=str(path))
+        name = settings.topic(topic)
+        send_records(settings, name, [(b"active", text.encode("utf-8"))])
+    except (PipelineError, OSError, TopicMissing) as exc:
+        _fail(str(exc))
+    except KafkaError as exc:
+        _kafka_failure(exc)
+    return document, name
+
+
 def _publish_rules(
     file: Path = typer.Argument(None, help="rules document (default: settings `rules`)"),
     broker: str = typer.Option(None, help="kafka://host:port"),
 ) -> None:
     """Validate a rules document, then publish it as the active rules on the compacted rules topic."""
-    from kafka.errors import KafkaError
-
     from pipeline.rules import parse_rules
-    from streams.publish import TopicMissing, send_records
 
-    try:
-        settings = load_settings(broker=broker, insecure_demo_secret=True)
-        path = file or settings.path(settings.rules)
-        text = path.read_text(encoding="utf-8")
-        rules = parse_rules(text, source=str(path))
-        send_records(settings, settings.topic("rules"), [(b"active", text.encode("utf-8"))])
-    except (PipelineError, OSError, TopicMissing) as exc:
-        _fail(str(exc))
-    except KafkaError as exc:
-        _kafka_failure(exc)
-    typer.echo(f"published rules version {rules.version} to {settings.topic('rules')}")
+    rules, topic = publish_active(file, broker, "rules", parse_rules, "rules")
+    typer.echo(f"published rules version {rules.version} to {topic}")
 
 
 def _publish_regions(
