@@ -25,7 +25,7 @@ from pipeline.evaluate import build_states, replayed
 from pipeline.ingest import ingest
 from pipeline.inputs import BY_NAME
 from pipeline.join import managed
-from pipeline.rules import Rules, read_yaml_with_lines
+from pipeline.rules import Rules, read_config_text, read_yaml_with_lines
 from pipeline.state import apply_many, new_state, observation_of
 from pipeline.triage import evaluate_many, remember, route
 
@@ -114,10 +114,7 @@ def scenarios_for(rules_path: str | Path, rules: Rules) -> Path:
 def load_scenarios(path: str | Path) -> ScenarioFile:
     """Read a scenario file; problems name the file and line."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RulesError(f"{p}: cannot read the scenario file: {exc.strerror}") from None
+    text = read_config_text(p, "scenario file", RulesError)
     doc, located = read_yaml_with_lines(text, str(p))
 
     def where(*path: str | int) -> str:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from pipeline.errors import KeyGroupsError, RulesError
-from pipeline.rules import pydantic_problem, read_yaml_with_lines
+from pipeline.rules import CONFIG_WORDING, pydantic_problem, read_config_text, read_yaml_with_lines
 
 __all__ = ["KeyGroup", "KeyGroups", "KeyGroupsDocument", "load_key_groups", "parse_key_groups"]
 
@@ -75,16 +75,17 @@ class KeyGroups:
         return tuple(g.id for g in self.groups)
 
 
+#: the group file's own wording for its bounds and ids; everything else as the rules word it
+_WORDING = {
+    **CONFIG_WORDING,
+    "greater_than": "was {input!r} but must be a positive number of hours",
+    "less_than_equal": f"was {{input!r}} but must be at most {MAX_EVERY_HOURS} hours (two weeks)",
+    "string_pattern_mismatch": "{input!r} is not a valid group id (lower-case letters, digits and '_')",
+}
+
+
 def _problem(error: dict[str, Any]) -> str:
-    """The group file's own wording for its bounds and ids; everything else as the rules word it."""
-    kind = error["type"]
-    if kind == "greater_than":
-        return f"was {error.get('input')!r} but must be a positive number of hours"
-    if kind == "less_than_equal":
-        return f"was {error.get('input')!r} but must be at most {MAX_EVERY_HOURS} hours (two weeks)"
-    if kind == "string_pattern_mismatch":
-        return f"{error.get('input')!r} is not a valid group id (lower-case letters, digits and '_')"
-    return pydantic_problem(error)
+    return pydantic_problem(error, _WORDING)
 
 
 def parse_key_groups(text: str, source: str = "<key groups>") -> KeyGroups:
@@ -118,10 +119,5 @@ def parse_key_groups(text: str, source: str = "<key groups>") -> KeyGroups:
 def load_key_groups(path: str | Path) -> KeyGroups:
     """Read and validate a key-groups file."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise KeyGroupsError(f"{p}: cannot read the key-groups file: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise KeyGroupsError(f"{p}:1: not UTF-8 text") from None
+    text = read_config_text(p, "key-groups file", KeyGroupsError)
     return parse_key_groups(text, source=str(p))

@@ -19,17 +19,20 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from pipeline.conditions import Compiled, ConditionProblem, Windows, compile_condition
 from pipeline.contacts import ContactRule, ContactRules, ContactsDoc
-from pipeline.errors import RulesError
+from pipeline.errors import PipelineError, RulesError
 from pipeline.obligations import Obligations, ObligationsDoc, compile_obligations
 
 __all__ = [
     "CLEAR",
+    "CONFIG_WORDING",
     "Action",
     "CompiledRule",
     "Rules",
     "RulesDocument",
     "load_rules",
     "parse_rules",
+    "pydantic_problem",
+    "read_config_text",
     "read_yaml_with_lines",
 ]
 
@@ -216,19 +219,35 @@ def read_yaml_with_lines(text: str, source: str) -> tuple[Any, _Located]:
     return value, located
 
 
-def pydantic_problem(error: dict[str, Any]) -> str:
-    """A config validation error as a short sentence (unknown or missing key, bad value), no stack of pydantic text."""
-    kind = error["type"]
+#: how `pydantic_problem` words a config validation error, by pydantic's error type; `{key}` is the field, `{input}` the value
+CONFIG_WORDING: dict[str, str] = {
+    "extra_forbidden": "unknown key {key!r}",
+    "missing": "missing key {key!r}",
+    "greater_than_equal": "was {input!r} but must be zero or positive (negative values are refused)",
+    "string_pattern_mismatch": "{input!r} is not a valid name (lower-case letters, digits and '_')",
+}
+
+
+def pydantic_problem(error: dict[str, Any], wording: dict[str, str] = CONFIG_WORDING) -> str:
+    """A config validation error as a short sentence (unknown or missing key, bad value), no stack of pydantic text.
+
+    `wording` is `CONFIG_WORDING`, or a file's own sentences for some types over it; other errors keep pydantic's message.
+    """
+    template = wording.get(error["type"])
+    if template is None:
+        return error["msg"]
     loc = error["loc"]
-    if kind == "extra_forbidden":
-        return f"unknown key {loc[-1]!r}"
-    if kind == "missing":
-        return f"missing key {loc[-1]!r}"
-    if kind == "greater_than_equal":
-        return f"was {error.get('input')!r} but must be zero or positive (negative values are refused)"
-    if kind == "string_pattern_mismatch":
-        return f"{error.get('input')!r} is not a valid name (lower-case letters, digits and '_')"
-    return error["msg"]
+    return template.format(key=loc[-1] if loc else "", input=error.get("input"))
+
+
+def read_config_text(path: Path, what: str, error: type[PipelineError]) -> str:
+    """The UTF-8 text of a config file (`what` names it); `error` naming the file when it cannot be read or decoded."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise error(f"{path}: cannot read the {what}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise error(f"{path}:1: not UTF-8 text") from None
 
 
 def _check(document: dict[str, Any], located: _Located) -> Rules:

@@ -30,6 +30,7 @@ from streams.control import REEVALUATE, follow_regions, follow_rules, mark_ready
 from streams.queries import CaseIndex
 from streams.runtime import Runtime, utc_now
 from streams.tables import raw_table
+from streams.timers import every
 from streams.topics import Topics
 from streams.tracing import Tracing
 from streams.verdicts import VerdictWaiters
@@ -374,19 +375,8 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
             handling = agents.handle_batch("cases", events, agents.case_agent.case_batch, "case_dead_lettered")
             await _acknowledged_once_handled(events, handling)
 
-    @app.timer(interval=1.0)
-    async def escalation_timer() -> None:
-        try:
-            await agents.case_agent.escalate_overdue()
-        except Exception:
-            log.exception("escalation timer failed")
-
-    @app.timer(interval=1.0)
-    async def management_timer() -> None:
-        try:
-            await agents.wake_managed()
-        except Exception:
-            log.exception("management timer failed")
+    every(app, 1.0, "escalation", agents.case_agent.escalate_overdue)
+    every(app, 1.0, "management", agents.wake_managed)
 
     @app.task
     async def declare_queues() -> None:

@@ -35,6 +35,7 @@ from pipeline.rosters import RosterEntry, entry_from_json, entry_to_json, roster
 from pipeline.state import state_from_bytes
 from streams.control import control_log_for
 from streams.tables import raw_table
+from streams.timers import every
 from streams.topics import topic_part
 
 if TYPE_CHECKING:
@@ -281,12 +282,7 @@ def register_key_groups(app: faust.App, agents: Agents) -> KeyGroupsWorker:
             handling = agents.handle_batch("key-group-members", events, kg.enrol, "roster_dead_lettered")
             await _acknowledged_once_handled(events, handling)
 
-    @app.timer(interval=REMINDER_INTERVAL)
-    async def reminder_timer() -> None:
-        try:
-            await kg.remind()
-        except Exception:
-            log.exception("reminder timer failed")
+    every(app, REMINDER_INTERVAL, "reminder", kg.remind)
 
     @app.task
     async def key_groups_control() -> None:
