@@ -3,6 +3,7 @@
 Pure: `ingest` backs the streaming ingest agents; `Observer`, its offline twin for `epiflow evaluate`,
 accepts what `ingest` accepts and rejects the rest with the same reason and detail, so offline
 results and the live pipeline validate identically. Anything unusable raises `RejectedEvent`.
+`ingest`, the wire path (`person_event_records`) and `Observer` fan a document out through one core, `_shares`.
 """
 
 from __future__ import annotations
@@ -250,7 +251,7 @@ class Observer:
     """`ingest` for offline folding (`epiflow evaluate`): raw input → `Observation`s, one per person.
 
     Accepts what `ingest` accepts, with the same values, and rejects the rest with the same reason
-    and detail. Documents the msgspec mirrors in `pipeline.wire` accept are used as decoded, with no
+    and detail. Documents `pipeline.wire` decodes with the msgspec mirrors are used as decoded, with no
     pydantic model built, and each distinct ID number is checked and pseudonymised once per observer;
     anything else goes through `ingest` itself.
     """
