@@ -17,6 +17,7 @@ from faust.types import TP
 
 from pipeline.settings import Settings
 from streams import agents as agents_module
+from streams import cases as cases_module
 from streams.memory import get_broker
 from streams.views import status
 from streams.worker import Worker
@@ -127,7 +128,7 @@ def test_a_triage_message_that_keeps_failing_in_the_cases_agent_is_retried_then_
 ) -> None:
     serials = [50, POISON, 51]
     tried: list[str] = []
-    real = agents_module.case_for_message
+    real = cases_module.case_for_message
 
     def case_for_message(case: Any, message: Any, street: Any) -> Any:
         tried.append(message.masked_id)
@@ -135,7 +136,7 @@ def test_a_triage_message_that_keeps_failing_in_the_cases_agent_is_retried_then_
             raise RuntimeError("injected failure")
         return real(case, message, street)
 
-    monkeypatch.setattr(agents_module, "case_for_message", case_for_message)
+    monkeypatch.setattr(cases_module, "case_for_message", case_for_message)
     _push_declarations(deployment, serials, nat="positive")
     topic = deployment.topic("cases")
 
