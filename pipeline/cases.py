@@ -19,8 +19,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from pipeline.errors import CaseError
 from pipeline.events import CaseEvent, Reason, TriageMessage
-from pipeline.rules import CLEAR
 from pipeline.requests import RequestRow, apply_request_event
+from pipeline.rules import CLEAR
 from pipeline.stages import STAGES, StageRow, stage_problem, stage_row
 
 __all__ = [
