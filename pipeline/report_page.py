@@ -180,7 +180,7 @@ def reports_html(
                         [[escape(str(r["street"])), *(_num(r[k]) for k in ("released", "tests_missed", "people_overdue"))]
                          for r in managed.to_dict("records")]) if len(managed) else f"<p>{_w('none', lang)}</p>")
     parts.append(f"<h2 id='requests'>{_w('requests', lang)}</h2>")
-    parts.append(f"<div class='tiles' id='request-totals'>" + "".join(
+    parts.append("<div class='tiles' id='request-totals'>" + "".join(
         f"<div class='tile' data-figure='{k}'><b>{_num(t.get(k))}</b>{_w(k, lang)}</div>"
         for k in ("requests_posted", "requests_answered", "requests_open", "requests_overdue", "median_response_minutes"))
         + "</div>")
@@ -192,7 +192,7 @@ def reports_html(
                                                                            "median_response_minutes"))]
                          for r in asked.to_dict("records")]) if len(asked) else f"<p>{_w('none', lang)}</p>")
     parts.append(f"<h2 id='transfers'>{_w('transfers', lang)}</h2>")
-    parts.append(f"<div class='tiles' id='transfer-totals'>" + "".join(
+    parts.append("<div class='tiles' id='transfer-totals'>" + "".join(
         f"<div class='tile' data-figure='{k}'><b>{_num(t.get(k))}</b>{_w(k, lang)}</div>"
         for k in ("transfers_received", "transfers_in_progress", "median_transfer_minutes", "median_reception_minutes"))
         + "</div>")
