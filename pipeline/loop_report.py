@@ -145,7 +145,7 @@ def requests_day(case_events: Iterable[Mapping[str, Any]], community_of: Mapping
         elif done.astimezone(zone).date() == day:
             row["requests_answered"] += 1
             minutes.setdefault(street, []).append(_minutes(done, at) or 0.0)
-        frame = pd.DataFrame([{**rows[s], "median_response_minutes": median_minutes(minutes.get(s, ()))}
+    frame = pd.DataFrame([{**rows[s], "median_response_minutes": median_minutes(minutes.get(s, ()))}
                           for s in sorted(rows) if any(rows[s][c] for c in REQUEST_COLUMNS[1:-1])],
                          columns=REQUEST_COLUMNS)
     totals: dict[str, Any] = {c: int(frame[c].sum()) for c in REQUEST_COLUMNS[1:-1]}
@@ -185,7 +185,7 @@ def transfers_day(case_events: Iterable[Mapping[str, Any]], shown: Mapping[str, 
             "transfer_minutes": None if received is None else _minutes(received[0], accepted.get(case_id)),
             "reception_minutes": None if received is None else _minutes(received[0], received[1]),
         })
-        frame = pd.DataFrame(sorted(out, key=lambda r: (r["received_at"] is not None, r["street"], r["case_id"])),
+    frame = pd.DataFrame(sorted(out, key=lambda r: (r["received_at"] is not None, r["street"], r["case_id"])),
                          columns=TRANSFER_COLUMNS)
     got = [r for r in out if r["received_at"] is not None]
     totals = {
