@@ -23,7 +23,7 @@ from tests.streams.harness import Bus, cleanup
 def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningWorker]:
     overrides: dict[str, object] = {"data_dir": tmp_path / "data", "topic_prefix": f"t{uuid.uuid4().hex[:10]}"}
     if request.param == "kafka":
-        overrides["broker"] = "kafka://" + request.getfixturevalue("kafka_bootstrap")
+        overrides.update(broker="kafka://" + request.getfixturevalue("kafka_bootstrap"), insecure_demo_secret=True)
     running = start_worker(tmp_path / "access.toml", ready_within=120, **overrides)
     try:
         yield running
