@@ -4,6 +4,7 @@ escalated to the street past its answer deadline with no further event; both in 
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,10 +14,13 @@ from pathlib import Path
 import orjson
 import pytest
 
+from pipeline.events import CaseEvent, Reason, TriageMessage
 from pipeline.identity import check_character
+from pipeline.requests import request_id_for
+from streams.agents import read_case
 from streams.topics import street_topic_name, triage_topic_name
 from tests.streams.api_helpers import COMMUNITY_A, RunningWorker, start_worker
-from tests.streams.harness import Bus, cleanup
+from tests.streams.harness import Bus, cleanup, deployment_settings, running_worker, wait_until
 
 
 @pytest.fixture(params=["memory", pytest.param("kafka", marks=pytest.mark.kafka)])
@@ -141,3 +145,49 @@ def test_a_request_is_posted_told_answered_timed_and_an_unanswered_one_escalated
     assert report["totals"]["requests_open"] == 1
     assert report["totals"]["median_response_minutes"] == told[0]["detail"]["response_minutes"]
     assert _id(41) not in orjson.dumps([r.value.decode() for r in bus.records(queue)]).decode()
+
+
+def test_an_unanswered_request_survives_a_restart_and_is_escalated_by_the_restarted_worker(tmp_path: Path) -> None:
+    settings = deployment_settings("memory", data_dir=tmp_path / "first")
+    restarted = settings.model_copy(update={"data_dir": tmp_path / "second"})  # from the changelog alone
+    bus = Bus(settings)
+    now = datetime.now(UTC)
+    case_id = "case-request-restart"
+    message = TriageMessage(
+        message_id="msg-request-restart", case_id=case_id, person_key="k-request-restart", masked_id="330***********555X",
+        name="周九", phone="13900139005", community=COMMUNITY_A[0], action="home_isolation", previous_action=None,
+        severity=40, due_at=None, reasons=[Reason(rule="medium-risk", text="中风险地区旅居")],
+        rules_version="", flagged_at=now, source_event_ids=[])
+    request_id = request_id_for(case_id, "medical", "发热", now)
+    asked = CaseEvent(case_id=case_id, kind="request", by="site:s1", at=now, note="发热", request_id=request_id,
+                      request_kind="medical", due_at=now + timedelta(hours=1))
+    clock = [now]
+
+    async def first_run() -> tuple:
+        async with running_worker(settings, clock=lambda: clock[0]) as worker:
+            bus.send("cases", message.model_dump_json().encode(), key=case_id.encode())
+            assert await wait_until(lambda: worker.agents.cases.get(case_id.encode()) is not None, 30)
+            bus.send("case-events", asked.model_dump_json().encode(), key=case_id.encode())
+            assert await wait_until(lambda: bool(read_case(worker.agents.cases.get(case_id.encode()))[0].requests), 30)
+            return read_case(worker.agents.cases.get(case_id.encode()))[0].requests
+
+    async def second_run() -> tuple:
+        clock[0] = now + timedelta(hours=1, minutes=1)
+        async with running_worker(restarted, clock=lambda: clock[0]) as worker:
+            street = street_topic_name(settings.topic_prefix, worker.runtime.communities.street_of(COMMUNITY_A[0]) or "")
+
+            def escalated() -> list[dict]:
+                return [m for r in bus.records(street) if (m := orjson.loads(r.value)).get("kind") == "request"]
+
+            assert await wait_until(lambda: bool(escalated()), 30), "the restarted worker escalates the request"
+            held = read_case(worker.agents.cases.get(case_id.encode()))[0].requests
+            return held, escalated()
+
+    try:
+        before = asyncio.run(first_run())
+        after, told = asyncio.run(second_run())
+    finally:
+        cleanup(settings)
+    assert before[0][:6] == after[0][:6] and before[0][0] == request_id
+    assert after[0][9], "the escalation is recorded on the request"
+    assert [(m["detail"]["step"], m["detail"]["request_id"]) for m in told] == [("escalated", request_id)]
