@@ -292,5 +292,7 @@ def test_the_page_follows_a_raised_case_and_drops_a_lifted_hold(browser: object,
     _post_input(site, "/api/nat-results", nat_result(serial=432), "lab")
     page.wait_for_selector(f"#queue {held_card}", state="detached", timeout=15000)
     assert page.locator(f"#queue {held_card}").count() == 0
+    shown = page.locator("#queue article.card").count()
+    assert page.locator("#more").is_visible() == (int(page.inner_text("#count-open")) > shown)  # "show more" only when more
     page.screenshot(path=str(OUT / "cases-follow-person.png"), full_page=True)
     page.context.close()
