@@ -1,5 +1,6 @@
 """A request from a person under management on the community page, in a real headless Chromium: logged for the
-person, answered, and its response time shown, at a desktop width and at 375 px with no sideways scrolling."""
+person, answered, and its response time shown (on the card, and as the median on the dashboard), at a desktop
+width and at 375 px with no sideways scrolling."""
 
 from __future__ import annotations
 
@@ -75,3 +76,10 @@ def test_a_request_is_logged_answered_and_its_response_time_shown(browser: objec
     assert [m["detail"]["step"] for m in queue if m.get("kind") == "request" and m["case_id"] == case_id] == \
         ["posted", "answered"]
     page.context.close()
+
+    board = _signed_in(browser, site, site.tokens["admin"], "/dashboard", WIDTHS[size])
+    board.wait_for_function("document.getElementById('r-median').textContent.trim() !== '—'", timeout=5000)
+    assert 0 <= float(board.inner_text("#r-median")) < 5 and board.inner_text("#r-open") == "0"
+    assert board.evaluate(NO_SIDEWAYS_SCROLL), board.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+    board.locator("#requests").screenshot(path=str(OUT / f"dashboard-requests-{size}.png"))
+    board.context.close()
