@@ -135,6 +135,7 @@ def test_a_community_token_sees_only_its_own_queue_and_cases_on_either_worker(cl
     assert all(r["status"] == "open" for r in body["cases"] if r["case_id"] == their_case)
 
 
+@pytest.mark.timeout(600)  # the module's cluster is built within the first test run, whichever it is
 def test_a_request_for_a_person_is_routed_across_both_workers_and_answered_on_either(cluster: Cluster) -> None:
     last: dict[str, tuple[tuple[int, int], dict]] = {}
     for record in triage_records(cluster.deployment):
