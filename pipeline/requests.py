@@ -2,7 +2,7 @@
 
 Pure. A case keeps its requests as small rows; the SLA per kind comes from `requests:` of the rules document
 (`RequestsDoc`); `requests_due` says which open requests ran past their deadline (the street is told),
-`response_minutes` how long an answer took, `request_figures` what the dashboard tallies.
+and `response_minutes` how long an answer took.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ __all__ = [
     "case_of_request",
     "median_minutes",
     "next_due",
-    "request_figures",
     "request_id_for",
     "request_json",
     "request_message",
@@ -192,19 +191,3 @@ def request_message(case_id: str, person_key: str, community: str, action: str, 
 def median_minutes(values: Iterable[float]) -> float | None:
     values = list(values)
     return round(statistics.median(values), 1) if values else None
-
-
-def request_figures(cases: Iterable[tuple[str | None, tuple[RequestRow, ...]]], now: datetime) -> dict[str, Any]:
-    """Mergeable request figures of `(street, requests)` per case: open and overdue per street, response minutes."""
-    streets: dict[str, dict[str, int]] = {}
-    minutes: list[float] = []
-    for street, rows in cases:
-        for row in rows:
-            status = request_status(row, now)
-            if status == "answered":
-                minutes.append(response_minutes(row) or 0.0)
-                continue
-            entry = streets.setdefault(street or "", {"open": 0, "overdue": 0})
-            entry["open"] += 1
-            entry["overdue"] += status == "overdue"
-    return {"streets": streets, "response_minutes": minutes}

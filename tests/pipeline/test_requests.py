@@ -17,7 +17,6 @@ from pipeline.requests import (
     answer_due,
     case_of_request,
     next_due,
-    request_figures,
     request_id_for,
     request_json,
     request_message,
@@ -139,10 +138,10 @@ def test_the_dashboard_tally_counts_open_and_overdue_requests_per_street_and_the
     d, rd = _posted(_case(case_id="case-d", street="东街道"), "other", "快递")
     d = _answer(d, rd, T0 + timedelta(minutes=40))
     now = T0 + timedelta(hours=2)  # b (medical, 1 h) is overdue; c (supplies, 4 h) is still open
-    figures = request_figures([(x.street, x.requests) for x in (a, b, c, d)], now)
-    assert figures["streets"] == {"西湖街道": {"open": 1, "overdue": 1}, "东街道": {"open": 1, "overdue": 0}}
     shown = {"masked_id": "m"}
     tally = merge([tally_cases([(a, shown), (b, shown)], now), tally_cases([(c, shown), (d, shown)], now)])
+    assert tally.requests == {"西湖街道": {"open": 1, "overdue": 1}, "东街道": {"open": 1, "overdue": 0}}
+    assert sorted(tally.response_minutes) == [20.0, 40.0]
     out = summary(tally, now, 100)["requests"]
     assert out["open"] == 2 and out["overdue"] == 1 and out["answered"] == 2 and out["median_response_minutes"] == 30.0
     assert out["streets"] == [{"street": "东街道", "open": 1, "overdue": 0}, {"street": "西湖街道", "open": 1, "overdue": 1}]
