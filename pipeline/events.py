@@ -84,7 +84,8 @@ __all__ = [
 
 EventKind = Literal["declaration", "checkpoint_scan", "nat_result"]
 Role = Literal["driver", "passenger", "pedestrian"]
-CaseEventKind = Literal["accepted", "resolved", "escalated", "note", "dispatched", "picked_up", "received"]
+CaseEventKind = Literal["accepted", "resolved", "escalated", "note", "dispatched", "picked_up", "received", "request",
+                        "answered", "request_escalated"]
 Action = str
 #: (ID number, name, phone, role) of one person an input is about; the role is "" where the kind has none
 Someone = tuple[str, str, str, str]
@@ -566,7 +567,7 @@ class LoopMessage(_Strict):
 
 
 class CaseEvent(_Strict):
-    """A step in a case's closed loop: accepted, resolved, escalated, or a note."""
+    """A step in a case's closed loop: accepted, resolved, escalated, a note, a transfer stage, or a request and its answer."""
 
     case_id: EventId
     kind: CaseEventKind
@@ -576,6 +577,11 @@ class CaseEvent(_Strict):
     #: of a transfer stage: the site (hospital or isolation site), and when the person arrived there (`received`)
     site: LongText = ""
     arrived_at: AwareDatetime | None = None
+    #: of a request from a person under management: its id, kind (supplies, medical, other) and answer deadline;
+    #: the request's text (or the answer's) is the note
+    request_id: Annotated[str, StringConstraints(max_length=200)] = ""
+    request_kind: Literal["", "supplies", "medical", "other"] = ""
+    due_at: AwareDatetime | None = None
 
 
 class DeadLetter(_Strict):

@@ -21,6 +21,7 @@ from pipeline.conditions import Compiled, ConditionProblem, Windows, compile_con
 from pipeline.contacts import ContactRule, ContactRules, ContactsDoc
 from pipeline.errors import PipelineError, RulesError
 from pipeline.obligations import Obligations, ObligationsDoc, compile_obligations
+from pipeline.requests import RequestsDoc
 
 __all__ = [
     "CLEAR",
@@ -98,6 +99,8 @@ class RulesDocument(_Doc):
     scenarios: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
     #: Who is a close or secondary contact of a positive case, and the action each gets (absent: no tracing).
     contacts: ContactsDoc | None = None
+    #: Within how many hours a request of each kind from a person under management must be answered.
+    requests: RequestsDoc = RequestsDoc()
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,10 +222,13 @@ def read_yaml_with_lines(text: str, source: str) -> tuple[Any, _Located]:
     return value, located
 
 
-#: how `pydantic_problem` words a config validation error, by pydantic's error type; `{key}` is the field, `{input}` the value
+#: how `pydantic_problem` words a config validation error, by pydantic's error type; `{key}` is the field, `{input}`
+#: the value, `{gt}` and `{le}` the bounds of a `greater_than` and a `less_than_equal`
 CONFIG_WORDING: dict[str, str] = {
     "extra_forbidden": "unknown key {key!r}",
     "missing": "missing key {key!r}",
+    "greater_than": "was {input!r} but must be greater than {gt:g}",
+    "less_than_equal": "was {input!r} but must be at most {le:g}",
     "greater_than_equal": "was {input!r} but must be zero or positive (negative values are refused)",
     "string_pattern_mismatch": "{input!r} is not a valid name (lower-case letters, digits and '_')",
 }
@@ -237,7 +243,8 @@ def pydantic_problem(error: dict[str, Any], wording: dict[str, str] = CONFIG_WOR
     if template is None:
         return error["msg"]
     loc = error["loc"]
-    return template.format(key=loc[-1] if loc else "", input=error.get("input"))
+    ctx = error.get("ctx", {})
+    return template.format(key=loc[-1] if loc else "", input=error.get("input"), gt=ctx.get("gt", 0), le=ctx.get("le", 0))
 
 
 def read_config_text(path: Path, what: str, error: type[PipelineError]) -> str:

@@ -375,7 +375,7 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
             handling = agents.handle_batch("cases", events, agents.case_agent.case_batch, "case_dead_lettered")
             await _acknowledged_once_handled(events, handling)
 
-    every(app, 1.0, "escalation", agents.case_agent.escalate_overdue)
+    every(app, 1.0, "escalation", agents.case_agent.escalate_due)
     every(app, 1.0, "management", agents.wake_managed)
 
     @app.task

@@ -25,6 +25,7 @@ from pipeline.cases import (
     street_queue,
 )
 from pipeline.events import CaseEvent, TriageMessage
+from pipeline.requests import next_due, request_message, requests_due
 from pipeline.stages import STAGES, stage_message
 from streams.queries import CaseIndex
 from streams.runtime import Runtime
@@ -49,6 +50,9 @@ class CaseAgent:
     send: Send
     awaiting: dict[bytes, float] = field(default_factory=dict)
     _escalating: set[bytes] = field(default_factory=set)
+    #: case key -> earliest answer deadline of its unanswered, not yet escalated requests (the escalation timer scans it)
+    requests_awaiting: dict[bytes, float] = field(default_factory=dict)
+    _escalating_requests: set[str] = field(default_factory=set)
 
     async def case_batch(self, events: Sequence[Any]) -> None:
         """Apply a batch of triage messages and case events to the cases table, in order.
@@ -98,6 +102,18 @@ class CaseAgent:
             await (await self.send(await self.topics.triage(updated.community), updated.person_key.encode(),
                                    staged.model_dump_json().encode()))
             rt.metrics.loop_messages.labels(kind="stage").inc()
+        if event.kind in _REQUEST_STEPS:
+            row = next(r for r in updated.requests if r[0] == event.request_id)
+            told = request_message(updated.case_id, updated.person_key, updated.community, updated.action, message, row,
+                                   _REQUEST_STEPS[event.kind])
+            body = told.model_dump_json().encode()
+            queues = [await self.topics.triage(updated.community)]
+            if event.kind == "request_escalated":
+                queues.append(await self.topics.street(street_queue(updated.street)))
+            for queue in queues:
+                await (await self.send(queue, updated.person_key.encode(), body))
+            self._escalating_requests.discard(event.request_id)
+            rt.metrics.loop_messages.labels(kind="request").inc()
         rt.metrics.case_events.labels(kind=event.kind).inc()
         return await self._put_case(updated, message, partition)
 
@@ -118,6 +134,11 @@ class CaseAgent:
         else:
             self.awaiting.pop(key, None)
             self._escalating.discard(key)
+        due = next_due(case.requests)
+        if due is None:
+            self.requests_awaiting.pop(key, None)
+        else:
+            self.requests_awaiting[key] = due
 
     async def escalate_overdue(self) -> None:
         """Send an `escalated` case event for every local case not accepted by its due time."""
@@ -130,6 +151,30 @@ class CaseAgent:
             self._escalating.add(key)
             _, event = escalate(case, now)
             await self.topics.case_events.send(key=key, value=event.model_dump_json().encode())
+
+    async def escalate_requests(self) -> None:
+        """Send a `request_escalated` case event for every local request not answered by its deadline."""
+        now = self.runtime.clock()
+        cut = now.timestamp()
+        for key in [k for k, at in self.requests_awaiting.items() if at <= cut]:
+            raw = self.cases.get_in(key, self.cases.partition_for_key(key))
+            if not raw:
+                self.requests_awaiting.pop(key, None)
+                continue
+            case = read_case(raw)[0]
+            for row in requests_due(case.requests, now):
+                if row[0] in self._escalating_requests:
+                    continue
+                self._escalating_requests.add(row[0])
+                street = case.street or "the district"
+                event = CaseEvent(case_id=case.case_id, kind="request_escalated", by="epiflow", at=now, request_id=row[0],
+                                  note=f"not answered by {row[5]}; escalated to {street}")
+                await self.topics.case_events.send(key=key, value=event.model_dump_json().encode())
+
+    async def escalate_due(self) -> None:
+        """The escalation timer's tick: overdue cases, then requests past their answer deadline."""
+        await self.escalate_overdue()
+        await self.escalate_requests()
 
     def rebuild(self) -> None:
         """After the table's recovery: what awaits acceptance, and the community index, from every case held."""
@@ -144,6 +189,10 @@ class CaseAgent:
     def local_cases(self) -> list[tuple[Case, dict[str, Any]]]:
         """Every case this worker holds, with the latest triage message of its episode."""
         return [read_case(v) for v in list(self.cases.values()) if v]
+
+
+#: request case events and the step each `request` message tells
+_REQUEST_STEPS: dict[str, Any] = {"request": "posted", "answered": "answered", "request_escalated": "escalated"}
 
 
 def case_record(case: Case, message: TriageMessage | dict[str, Any]) -> bytes:
