@@ -20,6 +20,7 @@ from pipeline.events import CaseEvent, LoopMessage
 
 __all__ = [
     "REQUEST_KINDS",
+    "REQUEST_STEPS",
     "TEXT_LIMIT",
     "AnswerWithin",
     "RequestKind",
@@ -29,6 +30,7 @@ __all__ = [
     "apply_request_event",
     "answer_due",
     "case_of_request",
+    "escalate_request",
     "median_minutes",
     "next_due",
     "request_id_for",
@@ -191,3 +193,13 @@ def request_message(case_id: str, person_key: str, community: str, action: str, 
 def median_minutes(values: Iterable[float]) -> float | None:
     values = list(values)
     return round(statistics.median(values), 1) if values else None
+
+
+#: request case events and the step each `request` message on the community topic tells
+REQUEST_STEPS: dict[str, Literal["posted", "answered", "escalated"]] = {"request": "posted", "answered": "answered", "request_escalated": "escalated"}
+
+
+def escalate_request(case_id: str, street: str | None, row: RequestRow, now: datetime) -> CaseEvent:
+    """The `request_escalated` event of a request not answered by its deadline (`row[5]`), told to `street`."""
+    return CaseEvent(case_id=case_id, kind="request_escalated", by="epiflow", at=now, request_id=row[0],
+                     note=f"not answered by {row[5]}; escalated to {street or 'the district'}")

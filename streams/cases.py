@@ -25,7 +25,7 @@ from pipeline.cases import (
     street_queue,
 )
 from pipeline.events import CaseEvent, TriageMessage
-from pipeline.requests import next_due, request_message, requests_due
+from pipeline.requests import REQUEST_STEPS, escalate_request, next_due, request_message, requests_due
 from pipeline.stages import STAGES, stage_message
 from streams.queries import CaseIndex
 from streams.runtime import Runtime
@@ -102,10 +102,10 @@ class CaseAgent:
             await (await self.send(await self.topics.triage(updated.community), updated.person_key.encode(),
                                    staged.model_dump_json().encode()))
             rt.metrics.loop_messages.labels(kind="stage").inc()
-        if event.kind in _REQUEST_STEPS:
+        if event.kind in REQUEST_STEPS:
             row = next(r for r in updated.requests if r[0] == event.request_id)
             told = request_message(updated.case_id, updated.person_key, updated.community, updated.action, message, row,
-                                   _REQUEST_STEPS[event.kind])
+                                   REQUEST_STEPS[event.kind])
             body = told.model_dump_json().encode()
             queues = [await self.topics.triage(updated.community)]
             if event.kind == "request_escalated":
@@ -166,9 +166,7 @@ class CaseAgent:
                 if row[0] in self._escalating_requests:
                     continue
                 self._escalating_requests.add(row[0])
-                street = case.street or "the district"
-                event = CaseEvent(case_id=case.case_id, kind="request_escalated", by="epiflow", at=now, request_id=row[0],
-                                  note=f"not answered by {row[5]}; escalated to {street}")
+                event = escalate_request(case.case_id, case.street, row, now)
                 await self.topics.case_events.send(key=key, value=event.model_dump_json().encode())
 
     async def escalate_due(self) -> None:
@@ -189,10 +187,6 @@ class CaseAgent:
     def local_cases(self) -> list[tuple[Case, dict[str, Any]]]:
         """Every case this worker holds, with the latest triage message of its episode."""
         return [read_case(v) for v in list(self.cases.values()) if v]
-
-
-#: request case events and the step each `request` message tells
-_REQUEST_STEPS: dict[str, Any] = {"request": "posted", "answered": "answered", "request_escalated": "escalated"}
 
 
 def case_record(case: Case, message: TriageMessage | dict[str, Any]) -> bytes:

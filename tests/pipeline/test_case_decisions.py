@@ -15,6 +15,7 @@ from pipeline.cases import (
     street_queue,
 )
 from pipeline.events import CaseEvent, TriageMessage
+from pipeline.requests import escalate_request
 from tests.pipeline.conftest import t
 
 
@@ -51,3 +52,11 @@ def test_the_escalation_body_is_the_triage_message_marked_as_an_escalation() -> 
     assert body["kind"] == "escalation" and body["street"] == "翠苑街道"
     assert body["escalated_at"] == event.at.isoformat() and body["due_at"] == case.due_at.isoformat()  # type: ignore[union-attr]
     assert body["case_id"] == "case-1" and body["action"] == "transfer"
+
+
+def test_an_unanswered_request_is_escalated_to_its_street_or_the_district() -> None:
+    row = ("req-1", "supplies", "rice", "2022-06-20T08:00:00+08:00", "w1", "2022-06-20T20:00:00+08:00", "", "", "", "")
+    event = escalate_request("case-1", "翠苑街道", row, t("20 21:00"))
+    assert (event.kind, event.request_id, event.at) == ("request_escalated", "req-1", t("20 21:00"))
+    assert event.note == "not answered by 2022-06-20T20:00:00+08:00; escalated to 翠苑街道"
+    assert escalate_request("case-1", None, row, t("20 21:00")).note.endswith("escalated to the district")
