@@ -16,7 +16,8 @@ import orjson
 import pytest
 
 from pipeline.events import Reason, TriageMessage
-from tests.streams.api_helpers import COMMUNITY_A, COMMUNITY_B, RunningWorker, scan, start_worker
+from pipeline.identity import mask_id
+from tests.streams.api_helpers import COMMUNITY_A, COMMUNITY_B, RunningWorker, resident_id, scan, start_worker
 
 pytestmark = pytest.mark.browser
 
@@ -114,7 +115,8 @@ def test_the_queue_is_chinese_first_and_fits_a_phone_and_a_desktop(browser: obje
     page.wait_for_selector("article.card[data-status=open] .countdown:not(:empty)", timeout=5000)
     assert page.get_attribute("html", "lang") == "zh-CN"
     assert page.evaluate(NO_SIDEWAYS_SCROLL), page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
-    first = page.locator("article.card[data-status=open]").first
+    # the first card not yet late: an earlier test of this module may have left an overdue case first in line
+    first = page.locator("article.card[data-status=open]:not(.overdue)").first
     for part in (".name", ".masked", ".action", ".due time", ".countdown", "a.tel", ".address", "details.reasons"):
         assert first.locator(part).count() == 1, part
         box = first.locator(part).bounding_box()
@@ -250,4 +252,47 @@ def test_a_transfer_walks_through_its_three_stages_on_the_community_page_with_it
     queue = [orjson.loads(r.value) for r in broker.all_records(site.worker.settings.topic(f"triage.{COMMUNITY_A[0]}"))]
     assert [m["detail"]["stage"] for m in queue if m.get("kind") == "stage" and m["case_id"] == "case-transfer-0001"] == \
         ["dispatched", "picked_up", "received"]
+    page.context.close()
+
+
+def _post_input(site: RunningWorker, path: str, document: dict, token: str) -> dict:
+    status, body = site.call("POST", path, document, token=site.tokens[token])
+    assert status in (200, 202), body
+    return body
+
+
+def test_the_page_follows_a_raised_case_and_drops_a_lifted_hold(browser: object, site: RunningWorker) -> None:
+    """A case raised from test_within_24h to transfer shows the transfer's 30-minute deadline; a hold lifted by a
+    late negative result leaves the open queue, on the page itself and without a reload."""
+    from playwright.sync_api import expect
+
+    from tests.streams.api_helpers import declaration, nat_result
+
+    page = _signed_in(browser, site, site.tokens["community_a"], f"/communities/{COMMUNITY_A[0]}")
+    _post_input(site, "/api/declarations", declaration(431), "admin")
+    raised_card = _card(mask_id(resident_id(431)))
+    page.wait_for_selector(f"#queue {raised_card}[data-status=open]", timeout=15000)
+    first_text = page.get_attribute(f"{raised_card} .due time", "datetime")
+    first_due = datetime.fromisoformat(first_text)
+    assert first_due - datetime.now(UTC) > timedelta(hours=23)
+    positive = nat_result(serial=431)
+    positive["result"] = "positive"
+    sent = datetime.now(UTC)
+    _post_input(site, "/api/nat-results", positive, "lab")
+    expect(page.locator(f"{raised_card} .due time")).not_to_have_attribute("datetime", first_text, timeout=15000)
+    due = datetime.fromisoformat(page.get_attribute(f"{raised_card} .due time", "datetime"))
+    assert sent - timedelta(seconds=1) <= due <= sent + timedelta(minutes=30, seconds=5), due
+    assert "转运" in page.inner_text(f"{raised_card} .action")
+    assert page.locator(f"#queue {raised_card}").count() == 1
+
+    held = _post_input(site, "/api/checkpoints/cp-01/scans", scan(serial=432), "checkpoint")
+    assert held["people"][0]["action"] == "hold"
+    held_card = _card(held["people"][0]["masked_id"])
+    page.wait_for_selector(f"#queue {held_card}[data-status=open]", timeout=15000)
+    _post_input(site, "/api/nat-results", nat_result(serial=432), "lab")
+    page.wait_for_selector(f"#queue {held_card}", state="detached", timeout=15000)
+    assert page.locator(f"#queue {held_card}").count() == 0
+    shown = page.locator("#queue article.card").count()
+    assert page.locator("#more").is_visible() == (int(page.inner_text("#count-open")) > shown)  # "show more" only when more
+    page.screenshot(path=str(OUT / "cases-follow-person.png"), full_page=True)
     page.context.close()
