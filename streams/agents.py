@@ -47,10 +47,8 @@ log = logging.getLogger(__name__)
 
 REEVALUATE = "epiflow-reevaluate"
 #: Records an agent takes per batch, and the longest a partial batch waits (seconds); the join makes one risk lookup per batch.
-#: A batch waits for its deliveries (one or two broker round trips), and Faust's take buffer fills only between
-#: batches, one record at a time: at 5 ms a loaded worker's batches held ~15 records, at 50 ms ~170 (tools.bench_worker).
 BATCH_MAX = 256
-BATCH_WITHIN = 0.05
+BATCH_WITHIN = 0.005
 #: Tries a failing join or cases batch gets, then each of its records alone, before a record is dead-lettered.
 TRIES = 3
 #: Longest wait between tries of a batch the broker or the disk failed (seconds); those are tried until they go through.
