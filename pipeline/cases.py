@@ -19,6 +19,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from pipeline.errors import CaseError
 from pipeline.events import CaseEvent, Reason, TriageMessage
+from pipeline.requests import RequestRow, apply_request_event
 from pipeline.rules import CLEAR
 from pipeline.stages import STAGES, StageRow, stage_problem, stage_row
 
@@ -62,6 +63,8 @@ class Case(BaseModel):
     closed_reason: str | None = None
     #: transfer stages recorded (`pipeline.stages`), in order
     stages: tuple[StageRow, ...] = ()
+    #: requests from the person under management (`pipeline.requests`), in the order posted
+    requests: tuple[RequestRow, ...] = ()
 
     @property
     def is_open(self) -> bool:
@@ -160,6 +163,9 @@ def apply_case_event(case: Case, event: CaseEvent) -> Case:
             return case
         row = stage_row(event.kind, event.at, event.by, event.site, event.arrived_at)
         return case.model_copy(update={"stages": case.stages + (row,)})
+    if event.kind in ("request", "answered", "request_escalated"):
+        requests = apply_request_event(case.requests, event)
+        return case if requests == case.requests else case.model_copy(update={"requests": requests})
     note = f"{event.at.isoformat()} {event.by}: {event.note}"
     if note in case.notes:
         return case
@@ -210,7 +216,7 @@ _MESSAGE_FIELDS = tuple(TriageMessage.model_fields)
 _REASON_FIELDS = tuple(Reason.model_fields)
 #: Fields added to the message after records were first written: a record that lacks them gets these.
 _MESSAGE_LATER = {"kind": "triage"}
-_CASE_LATER = {"stages": []}
+_CASE_LATER = {"stages": [], "requests": []}
 
 
 def case_to_bytes(case: Case, message: TriageMessage | dict[str, Any]) -> bytes:

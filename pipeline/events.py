@@ -58,7 +58,8 @@ __all__ = [
 
 EventKind = Literal["declaration", "checkpoint_scan", "nat_result"]
 Role = Literal["driver", "passenger", "pedestrian"]
-CaseEventKind = Literal["accepted", "resolved", "escalated", "note", "dispatched", "picked_up", "received"]
+CaseEventKind = Literal["accepted", "resolved", "escalated", "note", "dispatched", "picked_up", "received", "request",
+                        "answered", "request_escalated"]
 Action = str
 
 Lon = Annotated[float, Field(ge=-180.0, le=180.0, allow_inf_nan=False)]
@@ -297,7 +298,7 @@ class LoopMessage(_Strict):
 
 
 class CaseEvent(_Strict):
-    """A step in a case's closed loop: accepted, resolved, escalated, or a note."""
+    """A step in a case's closed loop: accepted, resolved, escalated, a note, a transfer stage, or a request and its answer."""
 
     case_id: EventId
     kind: CaseEventKind
@@ -307,6 +308,11 @@ class CaseEvent(_Strict):
     #: of a transfer stage: the site (hospital or isolation site), and when the person arrived there (`received`)
     site: LongText = ""
     arrived_at: AwareDatetime | None = None
+    #: of a request from a person under management: its id, kind (supplies, medical, other) and answer deadline;
+    #: the request's text (or the answer's) is the note
+    request_id: Annotated[str, StringConstraints(max_length=200)] = ""
+    request_kind: Literal["", "supplies", "medical", "other"] = ""
+    due_at: AwareDatetime | None = None
 
 
 class DeadLetter(_Strict):

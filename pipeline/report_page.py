@@ -49,6 +49,16 @@ _WORDS: dict[str, tuple[str, str]] = {
     "zone": ("显示时区", "Display time zone"),
     "back": ("返回指挥中心", "back to the command centre"),
     "management": ("管控人员（按街道）", "People under management, by street"),
+    "requests": ("管控人员诉求（按街道）", "Requests from people under management, by street"),
+    "requests_posted": ("当日诉求", "posted"), "requests_answered": ("当日答复", "answered"),
+    "requests_open": ("待答复", "awaiting answer"), "requests_overdue": ("超时未答复", "past the answer deadline"),
+    "median_response_minutes": ("响应用时中位数（分钟）", "median response (min)"),
+    "transfers": ("转运与接收", "Transfers and reception"),
+    "transfers_received": ("当日接收", "received"), "transfers_in_progress": ("转运中", "in progress"),
+    "median_transfer_minutes": ("转运用时中位数（分钟）", "median transfer (min)"),
+    "median_reception_minutes": ("接收用时中位数（分钟）", "median reception (min)"),
+    "masked_id": ("证件号", "ID"), "stage": ("环节", "stage"), "received_at": ("接收时间", "received at"),
+    "transfer_minutes": ("转运用时（分钟）", "transfer (min)"), "reception_minutes": ("接收用时（分钟）", "reception (min)"),
     "released": ("当日解除管控", "released"),
     "tests_missed": ("当日核酸逾期", "tests missed"),
     "people_overdue": ("逾期未检人数", "people overdue"),
@@ -169,6 +179,29 @@ def reports_html(
     parts.append(_table([_w(k, lang) for k in ("street", "released", "tests_missed", "people_overdue")],
                         [[escape(str(r["street"])), *(_num(r[k]) for k in ("released", "tests_missed", "people_overdue"))]
                          for r in managed.to_dict("records")]) if len(managed) else f"<p>{_w('none', lang)}</p>")
+    parts.append(f"<h2 id='requests'>{_w('requests', lang)}</h2>")
+    parts.append("<div class='tiles' id='request-totals'>" + "".join(
+        f"<div class='tile' data-figure='{k}'><b>{_num(t.get(k))}</b>{_w(k, lang)}</div>"
+        for k in ("requests_posted", "requests_answered", "requests_open", "requests_overdue", "median_response_minutes"))
+        + "</div>")
+    asked = reports.requests
+    parts.append(_table([_w(k, lang) for k in ("street", "requests_posted", "requests_answered", "requests_open",
+                                               "requests_overdue", "median_response_minutes")],
+                        [[escape(str(r["street"])), *(_num(r[k]) for k in ("requests_posted", "requests_answered",
+                                                                           "requests_open", "requests_overdue",
+                                                                           "median_response_minutes"))]
+                         for r in asked.to_dict("records")]) if len(asked) else f"<p>{_w('none', lang)}</p>")
+    parts.append(f"<h2 id='transfers'>{_w('transfers', lang)}</h2>")
+    parts.append("<div class='tiles' id='transfer-totals'>" + "".join(
+        f"<div class='tile' data-figure='{k}'><b>{_num(t.get(k))}</b>{_w(k, lang)}</div>"
+        for k in ("transfers_received", "transfers_in_progress", "median_transfer_minutes", "median_reception_minutes"))
+        + "</div>")
+    moved = reports.transfers
+    parts.append("<div class='scroll'>" + _table(
+        [_w(k, lang) for k in ("street", "masked_id", "stage", "received_at", "transfer_minutes", "reception_minutes")],
+        [[escape(str(r["street"])), f"<span class='mono'>{escape(str(r['masked_id']))}</span>", escape(str(r["stage"])),
+          escape(str(r["received_at"] or "—")), _num(r["transfer_minutes"]), _num(r["reception_minutes"])]
+         for r in moved.to_dict("records")]) + "</div>" if len(moved) else f"<p>{_w('none', lang)}</p>")
     streets = reports.streets
     parts.append(f"<h2>{_w('streets', lang)}</h2>")
     if not len(streets):

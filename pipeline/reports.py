@@ -19,7 +19,7 @@ import pandas as pd
 from pipeline.access import mask_phone
 from pipeline.cases import Case
 from pipeline.errors import PipelineError
-from pipeline.loop_report import management_day
+from pipeline.loop_report import management_day, requests_day, transfers_day
 from pipeline.rules import CLEAR
 
 __all__ = [
@@ -248,6 +248,10 @@ class DailyReports:
     zone: ZoneInfo | None = None
     #: per street: people released on the day, tests missed on the day, people overdue at its end
     management: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: per street: requests posted, answered, open and past their deadline, median response minutes
+    requests: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: per case: transfers received on the day (with their minutes) and those under way at its end
+    transfers: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def figures(self) -> dict[str, Any]:
         """The report's figures as JSON (what `epiflow report` and `/reports/daily?format=json` both give)."""
@@ -268,6 +272,8 @@ class DailyReports:
             "communities": communities,
             "hourly": list(self.hourly),
             "management": [{k: clean(v) for k, v in row.items()} for row in self.management.to_dict("records")],
+            "requests": [{k: clean(v) for k, v in row.items()} for row in self.requests.to_dict("records")],
+            "transfers": [{k: clean(v) for k, v in row.items()} for row in self.transfers.to_dict("records")],
         }
 
 
@@ -382,6 +388,8 @@ def daily_reports(
     _check_aware(as_of)
     as_of = min(as_of, end_of_day)
     names = names or {}
+    messages = list(messages)
+    case_events = list(case_events)
     msg = _frame(messages, ["case_id", "person_key", "community", "action", "previous_action", "flagged_at", "due_at"])
     msg = msg[msg["case_id"].notna()]
     today = msg[_on_day(msg["flagged_at"], day, zone)] if len(msg) else msg
@@ -431,10 +439,16 @@ def daily_reports(
     }
     management, managed = management_day(loop_messages, day, zone, streets)
     totals.update(managed)
+    shown = {str(m["case_id"]): m for m in sorted(messages, key=lambda m: str(m.get("flagged_at", ""))) if m.get("case_id")}
+    requests, asked = requests_day(case_events, {k: str(m.get("community", "")) for k, m in shown.items()}, day, zone,
+                                   streets, as_of)
+    transfers, moved = transfers_day(case_events, shown, day, zone, streets, as_of)
+    totals.update(asked)
+    totals.update(moved)
     hours = [0] * 24
     if len(cases):
         for hour in cases["opened_at"].dt.tz_convert(zone).dt.hour.tolist():
             hours[int(hour)] += 1
     return DailyReports(day=day, people=people, handling=handling, throughput=throughput, cases=cases,
                         streets=by_street, totals=totals, hourly=tuple(hours), as_of=as_of, zone=zone,
-                        management=management)
+                        management=management, requests=requests, transfers=transfers)

@@ -21,6 +21,7 @@ from pipeline.conditions import Compiled, ConditionProblem, Windows, compile_con
 from pipeline.contacts import ContactRule, ContactRules, ContactsDoc
 from pipeline.errors import RulesError
 from pipeline.obligations import Obligations, ObligationsDoc, compile_obligations
+from pipeline.requests import RequestsDoc
 
 __all__ = [
     "CLEAR",
@@ -95,6 +96,8 @@ class RulesDocument(_Doc):
     scenarios: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
     #: Who is a close or secondary contact of a positive case, and the action each gets (absent: no tracing).
     contacts: ContactsDoc | None = None
+    #: Within how many hours a request of each kind from a person under management must be answered.
+    requests: RequestsDoc = RequestsDoc()
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +227,10 @@ def pydantic_problem(error: dict[str, Any]) -> str:
         return f"unknown key {loc[-1]!r}"
     if kind == "missing":
         return f"missing key {loc[-1]!r}"
+    if kind == "greater_than":
+        return f"was {error.get('input')!r} but must be greater than {error.get('ctx', {}).get('gt', 0):g}"
+    if kind == "less_than_equal":
+        return f"was {error.get('input')!r} but must be at most {error.get('ctx', {}).get('le', 0):g}"
     if kind == "greater_than_equal":
         return f"was {error.get('input')!r} but must be zero or positive (negative values are refused)"
     if kind == "string_pattern_mismatch":

@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo
 
 from pipeline.cases import Case
 from pipeline.errors import PipelineError
+from pipeline.requests import median_minutes, request_status, response_minutes
+from pipeline.stages import STAGED_ACTIONS, stage_times
 
 __all__ = ["OverdueCase", "Tally", "merge", "summary", "tally_cases"]
 
@@ -60,6 +62,14 @@ class Tally:
     open_by_severity: Mapping[str, Mapping[int, int]] = field(default_factory=dict)
     overdue: tuple[OverdueCase, ...] = ()
     counters: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    #: unanswered requests per street: {"open": n, "overdue": n} (overdue: past the answer deadline)
+    requests: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    response_minutes: tuple[float, ...] = ()
+    #: transfers accepted or under way and not yet received (`transfer_row`), and the minutes of those received
+    transfers: tuple[Mapping[str, Any], ...] = ()
+    transfer_minutes: tuple[float, ...] = ()
+    reception_minutes: tuple[float, ...] = ()
+    transfers_received: int = 0
 
     @property
     def cases_open(self) -> int:
@@ -73,6 +83,9 @@ class Tally:
             "open_by_severity": {c: {str(s): n for s, n in by.items()} for c, by in self.open_by_severity.items()},
             "overdue": [o.to_json() for o in self.overdue],
             "counters": {name: dict(values) for name, values in self.counters.items()},
+            "requests": {k: dict(v) for k, v in self.requests.items()}, "response_minutes": list(self.response_minutes),
+            "transfers": [dict(t) for t in self.transfers], "transfer_minutes": list(self.transfer_minutes),
+            "reception_minutes": list(self.reception_minutes), "transfers_received": self.transfers_received,
         }
 
     @classmethod
@@ -89,6 +102,12 @@ class Tally:
                                   for c, by in data["open_by_severity"].items()},
                 overdue=tuple(OverdueCase.from_json(o) for o in data["overdue"]),
                 counters={str(k): {str(n): float(v) for n, v in values.items()} for k, values in data["counters"].items()},
+                requests={str(k): {str(n): int(v) for n, v in by.items()} for k, by in data.get("requests", {}).items()},
+                response_minutes=tuple(float(v) for v in data.get("response_minutes", ())),
+                transfers=tuple(dict(t) for t in data.get("transfers", ())),
+                transfer_minutes=tuple(float(v) for v in data.get("transfer_minutes", ())),
+                reception_minutes=tuple(float(v) for v in data.get("reception_minutes", ())),
+                transfers_received=int(data.get("transfers_received", 0)),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise PipelineError(f"not a dashboard tally: {type(exc).__name__} {exc}") from None
@@ -112,8 +131,10 @@ def tally_cases(
     late: Counter[str] = Counter()
     severities: dict[str, Counter[int]] = {}
     overdue: list[OverdueCase] = []
+    after = _After()
     for case, message in cases:
         total += 1
+        after.add(case, message, now)
         status = case.status
         if status == "resolved":
             resolved += 1
@@ -131,7 +152,52 @@ def tally_cases(
                                        case.action, case.due_at))
     return Tally(total, resolved, closed, dict(by_action), dict(by_community), dict(late),
                  {c: dict(s) for c, s in severities.items()}, tuple(overdue),
-                 {k: dict(v) for k, v in (counters or {}).items()})
+                 {k: dict(v) for k, v in (counters or {}).items()}, **after.fields())
+
+
+@dataclass
+class _After:
+    """What a tally gathers after triage: unanswered requests per street, response minutes, transfers."""
+
+    requests: dict[str, Counter[str]] = field(default_factory=dict)
+    response: list[float] = field(default_factory=list)
+    transfers: list[dict[str, Any]] = field(default_factory=list)
+    transfer: list[float] = field(default_factory=list)
+    reception: list[float] = field(default_factory=list)
+    received: int = 0
+
+    def add(self, case: Case, message: Mapping[str, Any], now: datetime) -> None:
+        for row in case.requests:
+            status = request_status(row, now)
+            if status == "answered":
+                self.response.append(response_minutes(row) or 0.0)
+            else:
+                by = self.requests.setdefault(case.street or "", Counter())
+                by["open"] += 1
+                by["overdue"] += status == "overdue"
+        if case.action not in STAGED_ACTIONS:
+            return
+        times = stage_times(case.accepted_at, case.stages)
+        if any(row[0] == "received" for row in case.stages):
+            self.received += 1
+            if times["transfer_minutes"] is not None:
+                self.transfer.append(times["transfer_minutes"])
+            if times["reception_minutes"] is not None:
+                self.reception.append(times["reception_minutes"])
+        elif case.is_open and (case.accepted_at is not None or case.stages):
+            since = case.accepted_at
+            self.transfers.append({
+                "case_id": case.case_id, "community": case.community, "street": case.street,
+                "masked_id": str(message.get("masked_id", "")), "action": case.action,
+                "stage": case.stages[-1][0] if case.stages else None,
+                "accepted_at": None if since is None else since.isoformat(),
+                "minutes_since_accepted": None if since is None else round((now - since).total_seconds() / 60, 1)})
+
+    def fields(self) -> dict[str, Any]:
+        return {"requests": {k: {"open": v["open"], "overdue": v["overdue"]} for k, v in self.requests.items()},
+                "response_minutes": tuple(self.response), "transfers": tuple(self.transfers),
+                "transfer_minutes": tuple(self.transfer), "reception_minutes": tuple(self.reception),
+                "transfers_received": self.received}
 
 
 def merge(tallies: Iterable[Tally]) -> Tally:
@@ -143,7 +209,20 @@ def merge(tallies: Iterable[Tally]) -> Tally:
     severities: dict[str, Counter[int]] = {}
     overdue: dict[str, OverdueCase] = {}
     counters: dict[str, Counter[str]] = {}
+    requests: dict[str, Counter[str]] = {}
+    response: list[float] = []
+    transfers: dict[str, Mapping[str, Any]] = {}
+    transfer: list[float] = []
+    reception: list[float] = []
+    received = 0
     for t in tallies:
+        received += t.transfers_received
+        for street, by in t.requests.items():
+            requests.setdefault(street, Counter()).update(by)
+        response += t.response_minutes
+        transfers.update((str(r["case_id"]), r) for r in t.transfers)
+        transfer += t.transfer_minutes
+        reception += t.reception_minutes
         total += t.cases_total
         resolved += t.cases_resolved
         closed += t.cases_closed
@@ -157,7 +236,9 @@ def merge(tallies: Iterable[Tally]) -> Tally:
             counters.setdefault(name, Counter()).update(values)
     return Tally(total, resolved, closed, dict(by_action), dict(by_community), dict(late),
                  {c: dict(s) for c, s in severities.items()}, tuple(overdue.values()),
-                 {k: dict(v) for k, v in counters.items()})
+                 {k: dict(v) for k, v in counters.items()},
+                 {k: {"open": v["open"], "overdue": v["overdue"]} for k, v in requests.items()}, tuple(response),
+                 tuple(transfers.values()), tuple(transfer), tuple(reception), received)
 
 
 def summary(
@@ -217,4 +298,21 @@ def summary(
             for o in sorted(tally.overdue, key=lambda o: (o.due_at or now, o.case_id))
         ],
         "colours": {code: colour_for(max(by), max_severity) for code, by in tally.open_by_severity.items() if by},
+        "requests": {
+            "open": sum(v.get("open", 0) for v in tally.requests.values()),
+            "overdue": sum(v.get("overdue", 0) for v in tally.requests.values()),
+            "answered": len(tally.response_minutes),
+            "median_response_minutes": median_minutes(tally.response_minutes),
+            "streets": [{"street": s or UNASSIGNED_STREET, "open": v.get("open", 0), "overdue": v.get("overdue", 0)}
+                        for s, v in sorted(tally.requests.items(), key=lambda kv: (-kv[1].get("open", 0), kv[0]))],
+        },
+        "transfers": {
+            "in_progress": [{**t, "street": t.get("street") or UNASSIGNED_STREET,
+                             "community_name": names.get(str(t["community"]), str(t["community"])),
+                             "accepted_at": iso(datetime.fromisoformat(t["accepted_at"])) if t.get("accepted_at") else None}
+                            for t in sorted(tally.transfers, key=lambda t: (str(t.get("accepted_at") or ""), str(t["case_id"])))],
+            "received": tally.transfers_received,
+            "median_transfer_minutes": median_minutes(tally.transfer_minutes),
+            "median_reception_minutes": median_minutes(tally.reception_minutes),
+        },
     }

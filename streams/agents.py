@@ -31,6 +31,7 @@ from pipeline.events import CaseEvent, PersonEvent, TriageMessage
 from pipeline.ingest import dead_letter, person_event_records
 from pipeline.join import Outcome, step_many
 from pipeline.management import notice_messages
+from pipeline.requests import next_due, request_message, requests_due
 from pipeline.stages import STAGES, stage_message
 from pipeline.state import PersonState, new_state, state_from_bytes, state_to_bytes
 from pipeline.wire import decode_person_event
@@ -90,6 +91,9 @@ class Agents:
     wakes: dict[bytes, float] = field(default_factory=dict)
     #: person key -> (status, action, community, next due, day the status was reached), for the dashboard
     managed: dict[bytes, tuple[str, str, str, float | None, str]] = field(default_factory=dict)
+    #: case key -> earliest answer deadline of its unanswered, not yet escalated requests (the escalation timer scans it)
+    requests_awaiting: dict[bytes, float] = field(default_factory=dict)
+    _escalating_requests: set[str] = field(default_factory=set)
 
     async def send(self, topic: Any, key: bytes | None, value: bytes) -> Awaitable[Any]:
         """Hand a record to the producer directly (the hot paths skip Faust's per-message channel
@@ -356,6 +360,18 @@ class Agents:
             await (await self.send(await self.topics.triage(updated.community), updated.person_key.encode(),
                                    staged.model_dump_json().encode()))
             rt.metrics.loop_messages.labels(kind="stage").inc()
+        if event.kind in _REQUEST_STEPS:
+            row = next(r for r in updated.requests if r[0] == event.request_id)
+            told = request_message(updated.case_id, updated.person_key, updated.community, updated.action, message, row,
+                                   _REQUEST_STEPS[event.kind])
+            body = told.model_dump_json().encode()
+            queues = [await self.topics.triage(updated.community)]
+            if event.kind == "request_escalated":
+                queues.append(await self.topics.street(updated.street or "unassigned"))
+            for queue in queues:
+                await (await self.send(queue, updated.person_key.encode(), body))
+            self._escalating_requests.discard(event.request_id)
+            rt.metrics.loop_messages.labels(kind="request").inc()
         rt.metrics.case_events.labels(kind=event.kind).inc()
         return await self._put_case(updated, message, partition)
 
@@ -377,6 +393,11 @@ class Agents:
         else:
             self.awaiting.pop(key, None)
             self._escalating.discard(key)
+        due = next_due(case.requests)
+        if due is None:
+            self.requests_awaiting.pop(key, None)
+        else:
+            self.requests_awaiting[key] = due
 
     async def escalate_overdue(self) -> None:
         """Send an `escalated` case event for every local case not accepted by its due time."""
@@ -390,9 +411,32 @@ class Agents:
             _, event = escalate(case, now)
             await self.topics.case_events.send(key=key, value=event.model_dump_json().encode())
 
+    async def escalate_requests(self) -> None:
+        """Send a `request_escalated` case event for every local request not answered by its deadline."""
+        now = self.runtime.clock()
+        cut = now.timestamp()
+        for key in [k for k, at in self.requests_awaiting.items() if at <= cut]:
+            raw = self.cases.get_in(key, self.cases.partition_for_key(key))
+            if not raw:
+                self.requests_awaiting.pop(key, None)
+                continue
+            case = read_case(raw)[0]
+            for row in requests_due(case.requests, now):
+                if row[0] in self._escalating_requests:
+                    continue
+                self._escalating_requests.add(row[0])
+                street = case.street or "the district"
+                event = CaseEvent(case_id=case.case_id, kind="request_escalated", by="epiflow", at=now, request_id=row[0],
+                                  note=f"not answered by {row[5]}; escalated to {street}")
+                await self.topics.case_events.send(key=key, value=event.model_dump_json().encode())
+
     def local_cases(self) -> list[tuple[Case, dict[str, Any]]]:
         """Every case this worker holds, with the latest triage message of its episode."""
         return [read_case(v) for v in list(self.cases.values()) if v]
+
+
+#: request case events and the step each `request` message tells
+_REQUEST_STEPS: dict[str, Any] = {"request": "posted", "answered": "answered", "request_escalated": "escalated"}
 
 
 def case_record(case: Case, message: TriageMessage | dict[str, Any]) -> bytes:
@@ -486,6 +530,7 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
     async def escalation_timer() -> None:
         try:
             await agents.escalate_overdue()
+            await agents.escalate_requests()
         except Exception:
             log.exception("escalation timer failed")
 

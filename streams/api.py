@@ -19,7 +19,7 @@ import orjson
 from aiohttp import web as aioweb
 from faust.web import Request, Response, View
 
-from pipeline.errors import PipelineError, RejectedEvent
+from pipeline.errors import CaseError, PipelineError, RejectedEvent
 from pipeline.events import CaseEvent, CheckpointScan, Declaration, NatResult, PersonEvent
 from pipeline.ingest import parse_input, person_events
 from pipeline.loop_report import management_summary
@@ -33,6 +33,7 @@ from pipeline.map_levels import (
 )
 from pipeline.policy import policy_for
 from pipeline.reports import UNASSIGNED, queue_rows
+from pipeline.requests import answer_due, case_of_request, request_id_for, request_json, request_problems
 from pipeline.stages import STAGED_ACTIONS, STAGES, stage_problem, stage_times
 from pipeline.state import PersonState, state_from_bytes
 from pipeline.tally import Tally, merge, summary, tally_cases
@@ -395,8 +396,10 @@ def register_api(app: faust.App, agents: Agents) -> None:
         async def post(self, request: Request, case_id: str, step: str) -> Response:
             if step == "stages":
                 return await _post_stage(agents, request, case_id)
+            if step == "requests":
+                return await _post_request(agents, request, case_id)
             if step not in CASE_STEPS:
-                raise ApiProblem(404, f"unknown case step {step!r}; use one of {', '.join(CASE_STEPS)} or stages")
+                raise ApiProblem(404, f"unknown case step {step!r}; use one of {', '.join(CASE_STEPS)}, stages or requests")
             require_ready(agents)
             case, _ = _held_case(agents, gate, request, case_id)
             grant = gate.require(request, "community", case.community)
@@ -413,6 +416,42 @@ def register_api(app: faust.App, agents: Agents) -> None:
                 await topics.case_events.send(key=case_id.encode(), value=event.model_dump_json().encode())
             return ok({"case_id": case_id, "kind": kind, "by": grant.who, "at": now.astimezone(rt.settings.zone).isoformat()},
                       202)
+
+    @app.page("/api/persons/{person_key}/requests")
+    class PersonRequestsView(View):
+        @guarded
+        async def post(self, request: Request, person_key: str) -> Response:
+            _require_poster(gate, request)
+            require_json(request)
+            key = person_key.encode()
+            if FORWARDED_HEADER not in request.headers:
+                owner = owner_url(app, agents.persons, key)
+                if owner is not None:
+                    return await _forwarded(app, owner, request)
+            require_ready(agents)
+            raw = agents.persons.get(key)
+            managed = state_from_bytes(raw).managed if raw else None
+            if managed is None or managed.ended or not managed.case_id:
+                raise ApiProblem(404, f"person {person_key[:12]}… is not under management (no case holds them); "
+                                      "a request is posted for a person their community manages")
+            owner = owner_url(app, agents.cases, managed.case_id.encode())
+            if owner is not None:
+                return await _forwarded(app, owner, request, path=f"/api/cases/{managed.case_id}/requests")
+            return await _post_request(agents, request, managed.case_id)
+
+    @app.page("/api/requests/{request_id}/answer")
+    class RequestAnswerView(View):
+        @guarded
+        async def post(self, request: Request, request_id: str) -> Response:
+            try:
+                case_id = case_of_request(request_id)
+            except CaseError as exc:
+                raise ApiProblem(404, str(exc), [{"field": "request_id", "problem": "not a request id"}]) from None
+            if FORWARDED_HEADER not in request.headers:
+                owner = owner_url(app, agents.cases, case_id.encode())
+                if owner is not None:
+                    return await _forwarded(app, owner, request)
+            return await _post_answer(agents, request, case_id, request_id)
 
     @app.page("/api/dashboard")
     class DashboardView(View):
@@ -589,7 +628,9 @@ def _rows(agents: Agents, cases: list[tuple[Any, dict[str, Any]]], *, full_phone
     rows = queue_rows(cases, utc_now(), full_phone=full_phone, action_texts=_action_texts(agents, "zh"),
                       action_texts_en=_action_texts(agents, "en"), zone=zone)
     by_id = {c.case_id: c for c, _ in cases}
-    return [{**r.to_json(), "closed_reason": by_id[r.case_id].closed_reason, **_stages_json(by_id[r.case_id], zone)}
+    now = utc_now()
+    return [{**r.to_json(), "closed_reason": by_id[r.case_id].closed_reason, **_stages_json(by_id[r.case_id], zone),
+             "requests": [request_json(q, now, zone) for q in by_id[r.case_id].requests]}
             for r in rows]
 
 
@@ -641,13 +682,14 @@ def _held_case(agents: Agents, gate: AccessGate, request: Any, case_id: str) -> 
     return read_case(raw)
 
 
-async def _forwarded(app: faust.App, owner: Any, request: Any) -> aioweb.Response:
-    """Pass a request about a case to the worker holding it and answer with that worker's reply."""
+async def _forwarded(app: faust.App, owner: Any, request: Any, path: str | None = None) -> aioweb.Response:
+    """Pass a request about a case to the worker holding it (at `path`, default the request's) and answer with
+    that worker's reply."""
     headers = forwarded_headers(request)
     if request.content_type:
         headers["Content-Type"] = request.headers.get("Content-Type", request.content_type)
     body = await read_body(request) if request.can_read_body else None
-    target = owner.with_path(request.path).with_query(request.query)
+    target = owner.with_path(path or request.path).with_query(request.query)
     try:
         async with app.http_client.request(request.method, target, headers=headers, data=body,
                                            timeout=aiohttp.ClientTimeout(total=DECISION_TIMEOUT)) as reply:
@@ -717,6 +759,99 @@ async def _post_stage(agents: Agents, request: Request, case_id: str) -> Respons
     await agents.topics.case_events.send(key=case_id.encode(), value=event.model_dump_json().encode())
     return ok({"case_id": case_id, "stage": stage, "by": grant.who, "site": site,
                "at": now.astimezone(rt.settings.zone).isoformat()}, 202)
+
+
+def _require_poster(gate: AccessGate, request: Any) -> None:
+    """A request is posted by a community's staff or an isolation site's (which community is checked on the case)."""
+    try:
+        gate.require(request, "site")
+    except Denied as exc:
+        if exc.status != 403:
+            raise
+        grant = gate.identify(request)
+        if grant is None or grant.role not in ("community", "admin"):
+            raise
+
+
+def _case_grant(agents: Agents, request: Any, case: Any) -> Any:
+    """The grant of the case's community staff, or else of an isolation site's."""
+    gate = gate_of(agents)
+    try:
+        return gate.require(request, "community", case.community)
+    except Denied as exc:
+        if exc.status != 403:
+            raise
+        return gate.require(request, "site")
+
+
+async def _json_object(request: Any, example: str) -> dict[str, Any]:
+    require_json(request)
+    try:
+        body = orjson.loads(await read_body(request))
+    except orjson.JSONDecodeError:
+        raise ApiProblem(400, f"the body is not JSON; send {example}") from None
+    if not isinstance(body, dict):
+        raise ApiProblem(400, f"the body must be a JSON object such as {example}")
+    return body
+
+
+async def _post_request(agents: Agents, request: Request, case_id: str) -> Response:
+    """`POST /api/cases/{id}/requests` `{"kind": "supplies" | "medical" | "other", "text": …}` on the person's
+    behalf, from the case's community or an isolation site; 202 once the request is on `case-events`."""
+    rt = agents.runtime
+    require_ready(agents)
+    raw = agents.cases.get(case_id.encode())
+    if raw is None:
+        gate_of(agents).require(request, "admin")
+        raise ApiProblem(404, f"no case {case_id!r} on this worker")
+    case, _ = read_case(raw)
+    grant = _case_grant(agents, request, case)
+    body = await _json_object(request, '{"kind": "supplies", "text": "..."}')
+    kind, text = body.get("kind"), body.get("text")
+    problems = request_problems(kind, text)
+    if problems:
+        raise ApiProblem(422, "the request cannot be posted: " + "; ".join(f"{f} {p}" for f, p in problems),
+                         [{"field": f, "problem": p} for f, p in problems])
+    now = utc_now()
+    text = str(text).strip()
+    due = answer_due(rt.rules.document.requests if rt.rules is not None else None, str(kind), now)
+    request_id = request_id_for(case_id, str(kind), text, now)
+    event = CaseEvent(case_id=case_id, kind="request", by=grant.who, at=now, note=text, request_id=request_id,
+                      request_kind=str(kind), due_at=due)
+    await agents.topics.case_events.send(key=case_id.encode(), value=event.model_dump_json().encode())
+    zone = rt.settings.zone
+    return ok({"request_id": request_id, "case_id": case_id, "kind": kind, "by": grant.who,
+               "posted_at": now.astimezone(zone).isoformat(), "due_at": due.astimezone(zone).isoformat()}, 202)
+
+
+async def _post_answer(agents: Agents, request: Request, case_id: str, request_id: str) -> Response:
+    """`POST /api/requests/{id}/answer` `{"answer": …}` from the case's community or an isolation site; 202 once
+    the answer is on `case-events`, 409 when the request was answered already."""
+    rt = agents.runtime
+    require_ready(agents)
+    raw = agents.cases.get(case_id.encode())
+    if raw is None:
+        gate_of(agents).require(request, "admin")
+        raise ApiProblem(404, f"no request {request_id!r}: its case is on no worker")
+    case, _ = read_case(raw)
+    grant = _case_grant(agents, request, case)
+    row = next((r for r in case.requests if r[0] == request_id), None)
+    if row is None:
+        raise ApiProblem(404, f"no request {request_id!r} on case {case_id!r}")
+    if row[6]:
+        raise ApiProblem(409, f"request {request_id!r} was answered at {row[6]} by {row[7]}")
+    body = await _json_object(request, '{"answer": "..."}')
+    answer = body.get("answer")
+    problems = [(f.replace("text", "answer"), p.replace("asks for", "is told")) for f, p in request_problems(row[1], answer)]
+    if problems:
+        raise ApiProblem(422, "the answer cannot be recorded: " + "; ".join(f"{f} {p}" for f, p in problems),
+                         [{"field": f, "problem": p} for f, p in problems])
+    now = utc_now()
+    event = CaseEvent(case_id=case_id, kind="answered", by=grant.who, at=now, note=str(answer).strip(), request_id=request_id)
+    await agents.topics.case_events.send(key=case_id.encode(), value=event.model_dump_json().encode())
+    minutes = round((now - datetime.fromisoformat(row[3])).total_seconds() / 60, 1)
+    return ok({"request_id": request_id, "case_id": case_id, "by": grant.who,
+               "answered_at": now.astimezone(rt.settings.zone).isoformat(), "response_minutes": minutes}, 202)
 
 
 def _counters(agents: Agents) -> dict[str, dict[str, float]]:

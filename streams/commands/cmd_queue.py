@@ -1,4 +1,4 @@
-"""`epiflow queue tail|accept|resolve`: follow a community's triage topic and close cases from a terminal (kafka-python).
+"""`epiflow queue tail|accept|resolve|stage|request|answer`: follow a community's triage topic and close cases from a terminal (kafka-python).
 
 None of them hashes an ID number, so none needs the HMAC secret. A case step is sent only for a case the
 workers hold: the CLI looks its id up in the cases table's changelog first and refuses an unknown one.
@@ -24,7 +24,8 @@ from streams.topics import triage_topic_name
 #: How long a case look-up may read the cases changelog before giving up.
 LOOKUP_SECONDS = 20.0
 
-_app = typer.Typer(help="A community's queue: follow it, accept and resolve cases.", no_args_is_help=True)
+_app = typer.Typer(help="A community's queue: follow it, accept and resolve cases, record stages, requests and answers.",
+                   no_args_is_help=True)
 
 
 def _line(value: bytes | None) -> str:
@@ -185,6 +186,73 @@ def stage(
     event = CaseEvent(case_id=case_id, kind=stage_name, by=who, at=datetime.now(UTC), site=site, arrived_at=arrived)
     send_records(settings, settings.topic("case-events"), [(case_id.encode(), event.model_dump_json().encode())])
     typer.echo(f"{stage_name} {case_id} by {who}" + (f" at {site}" if site else ""))
+
+
+@_app.command("request")
+def request(
+    case_id: str = typer.Argument(...),
+    kind: str = typer.Argument(..., help="supplies, medical or other"),
+    text: str = typer.Argument(..., help="what the person asks for (at most 500 characters)"),
+    by: str = typer.Option(None, help="who logs it (default: cli:<user>)"),
+    broker: str = typer.Option(None, help="kafka://host:port"),
+) -> None:
+    """Log a request of the case's person to `case-events`, due within its kind's hours (`requests:` of the rules file)."""
+    from pipeline.requests import answer_due, request_id_for, request_problems
+    from pipeline.rules import load_rules
+
+    problems = request_problems(kind, text)
+    if problems:
+        typer.echo("error: " + "; ".join(f"{f} {p}" for f, p in problems) + "; nothing was sent", err=True)
+        raise typer.Exit(2)
+    settings = _kafka_settings(broker, "queue request", "use the 登记诉求 button of the community page")
+    if find_case(settings, case_id) is None:
+        typer.echo(f"error: no case {case_id!r} on {settings.broker}; nothing was sent", err=True)
+        raise typer.Exit(1)
+    now = datetime.now(UTC)
+    text = text.strip()
+    due = answer_due(load_rules(settings.path(settings.rules)).document.requests, kind, now)
+    who = by or f"cli:{getpass.getuser()}"
+    request_id = request_id_for(case_id, kind, text, now)
+    event = CaseEvent(case_id=case_id, kind="request", by=who, at=now, note=text, request_id=request_id,
+                      request_kind=kind, due_at=due)
+    send_records(settings, settings.topic("case-events"), [(case_id.encode(), event.model_dump_json().encode())])
+    typer.echo(f"request {request_id} ({kind}) by {who}, to be answered by {due.astimezone(settings.zone).isoformat()}")
+
+
+@_app.command("answer")
+def answer(
+    request_id: str = typer.Argument(...),
+    text: str = typer.Argument(..., help="the answer (at most 500 characters)"),
+    by: str = typer.Option(None, help="who answers (default: cli:<user>)"),
+    broker: str = typer.Option(None, help="kafka://host:port"),
+) -> None:
+    """Record the answer to a request (its id as the request's messages and the community page give it)."""
+    from pipeline.errors import CaseError
+    from pipeline.requests import case_of_request, request_problems
+
+    try:
+        case_id = case_of_request(request_id)
+    except CaseError as exc:
+        typer.echo(f"error: {exc}; nothing was sent", err=True)
+        raise typer.Exit(2) from None
+    problems = [(f.replace("text", "answer"), p) for f, p in request_problems("other", text)]
+    if problems:
+        typer.echo("error: " + "; ".join(f"{f} {p}" for f, p in problems) + "; nothing was sent", err=True)
+        raise typer.Exit(2)
+    settings = _kafka_settings(broker, "queue answer", "use the 答复 button of the community page")
+    case = find_case(settings, case_id)
+    row = None if case is None else next((r for r in case.requests if r[0] == request_id), None)
+    if row is None:
+        typer.echo(f"error: no request {request_id!r} on {settings.broker}; nothing was sent", err=True)
+        raise typer.Exit(1)
+    if row[6]:
+        typer.echo(f"error: request {request_id!r} was answered at {row[6]} by {row[7]}; nothing was sent", err=True)
+        raise typer.Exit(1)
+    who = by or f"cli:{getpass.getuser()}"
+    event = CaseEvent(case_id=case_id, kind="answered", by=who, at=datetime.now(UTC), note=text.strip(),
+                      request_id=request_id)
+    send_records(settings, settings.topic("case-events"), [(case_id.encode(), event.model_dump_json().encode())])
+    typer.echo(f"answered {request_id} by {who}")
 
 
 def register(root: typer.Typer) -> None:

@@ -1,7 +1,7 @@
 """`epiflow report --date D --out DIR`: the daily report read from a Kafka broker's topics.
 
 Writes report.html (totals, street subtotals, charts), report.json (the figures, as
-`GET /reports/daily?format=json` gives them) and the CSVs, then prints the totals and street subtotals.
+`GET /reports/daily?format=json` gives them) and the CSVs (requests.csv and transfers.csv among them), then prints the totals and street subtotals.
 """
 
 from __future__ import annotations
@@ -65,14 +65,24 @@ def _report(
     reports.streets.to_csv(out / "streets.csv", index=False)
     reports.throughput.to_csv(out / "throughput.csv", index=False)
     reports.management.to_csv(out / "management.csv", index=False)
+    reports.requests.to_csv(out / "requests.csv", index=False)
+    reports.transfers.to_csv(out / "transfers.csv", index=False)
     t = reports.totals
     share = "—" if t["accepted_in_time_share"] is None else f"{100 * t['accepted_in_time_share']:.1f}%"
     typer.echo(f"{when.isoformat()} (rules {inputs.rules_version or '—'}): {t['cases']} cases, {t['open']} open, "
                f"{t['overdue']} overdue, {share} accepted within SLA, median "
                f"{'—' if t['median_minutes_to_accept'] is None else t['median_minutes_to_accept']} min to accept")
+    typer.echo(f"  requests: {t['requests_posted']} posted, {t['requests_answered']} answered, {t['requests_open']} open "
+               f"({t['requests_overdue']} past the deadline), median {_or_dash(t['median_response_minutes'])} min to answer; "
+               f"transfers: {t['transfers_received']} received, {t['transfers_in_progress']} in progress, median "
+               f"{_or_dash(t['median_transfer_minutes'])} min transfer, {_or_dash(t['median_reception_minutes'])} min reception")
     for row in figures["streets"]:
         typer.echo(f"  {row['street']}: {row['cases']} cases, {row['open']} open, {row['overdue']} overdue")
     typer.echo(f"→ {out / 'report.html'}")
+
+
+def _or_dash(value: object) -> str:
+    return "—" if value is None else str(value)
 
 
 def register(root: typer.Typer) -> None:

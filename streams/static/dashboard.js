@@ -128,6 +128,26 @@
         cell(tr, s.released_today, "n");
       });
     }
+    if (d.requests) {
+      var dash = function (v) { return v == null ? "—" : v; };
+      set("r-open", d.requests.open);
+      set("r-overdue", d.requests.overdue);
+      set("r-median", dash(d.requests.median_response_minutes));
+      set("x-progress", d.transfers.in_progress.length);
+      set("x-transfer", dash(d.transfers.median_transfer_minutes));
+      set("x-reception", dash(d.transfers.median_reception_minutes));
+      rows("request-streets", d.requests.streets, function (tr, s) {
+        cell(tr, s.street);
+        cell(tr, s.open, "n");
+        cell(tr, s.overdue, "n");
+      });
+      rows("transfers", d.transfers.in_progress.slice(0, 20), function (tr, x) {
+        cell(tr, x.community_name, null, community(x.community));
+        cell(tr, x.masked_id, "mono");
+        cell(tr, x.stage || "—");
+        cell(tr, dash(x.minutes_since_accepted), "n");
+      });
+    }
     rows("by-action", Object.keys(d.open_by_action).map(function (k) { return [k, d.open_by_action[k]]; }), function (tr, kv) {
       cell(tr, lang === "zh" ? (d.action_texts[kv[0]] || kv[0]) : kv[0]);
       cell(tr, kv[1], "n");

@@ -12,7 +12,11 @@
          ask: "办结说明", recovering: "正在恢复数据或等待各节点应答，完整的案件列表稍后显示……",
          dispatched: "已派车", picked_up: "已接到", received: "已接收入点", stage_dispatched: "派车",
          stage_picked_up: "已接到人", stage_received: "隔离点接收", site: "接收点位", arrived: "到达点位时间（如 2022-06-20T10:00+08:00，可留空）",
-         transfer: "转运用时", reception: "接收用时", minutes: "分钟"},
+         transfer: "转运用时", reception: "接收用时", minutes: "分钟",
+         new_request: "登记诉求", request_kind: "诉求类型：1 物资  2 就医  3 其他", request_text: "诉求内容（500 字以内）",
+         answer: "答复", answer_text: "答复内容（500 字以内）", supplies: "物资", medical: "就医", other: "其他",
+         req_open: "待答复", req_overdue: "超时未答复", req_answered: "已答复", answer_by: "答复时限",
+         response: "响应用时"},
     en: {open: "to accept", accepted: "accepted", resolved: "resolved", closed: "closed", accept: "Accept",
          resolve: "Resolve", by: "accept by", none: "no deadline", left: "left", late: "overdue by",
          reasons: "Reasons", notes: "notes", note: "note", ask: "Resolution note",
@@ -20,7 +24,12 @@
          dispatched: "dispatched", picked_up: "picked up", received: "received", stage_dispatched: "Dispatch",
          stage_picked_up: "Picked up", stage_received: "Received at site", site: "Receiving site",
          arrived: "Arrived at the site (e.g. 2022-06-20T10:00+08:00, may be left empty)",
-         transfer: "transfer", reception: "reception", minutes: "min"}
+         transfer: "transfer", reception: "reception", minutes: "min",
+         new_request: "Log a request", request_kind: "Kind: 1 supplies  2 medical  3 other",
+         request_text: "What is asked for (at most 500 characters)", answer: "Answer",
+         answer_text: "The answer (at most 500 characters)", supplies: "supplies", medical: "medical", other: "other",
+         req_open: "awaiting answer", req_overdue: "overdue", req_answered: "answered", answer_by: "answer by",
+         response: "response"}
   }[lang];
   var when = window.epiflowWhen(zone);
   var clock = new Intl.DateTimeFormat(lang === "zh" ? "zh-CN" : "en-GB", {timeZone: zone, hour: "2-digit",
@@ -100,6 +109,56 @@
     return box;
   }
 
+  var KINDS = {"1": "supplies", "2": "medical", "3": "other", supplies: "supplies", medical: "medical", other: "other"};
+
+  function post(path, body) {
+    return fetch(path, {
+      method: "POST", credentials: "same-origin",
+      headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)
+    }).then(function (r) {
+      if (!r.ok) return r.json().then(function (j) { window.alert(j.problem || r.status); });
+      return refresh();
+    });
+  }
+
+  function newRequest(caseId) {
+    var kind = window.prompt(W.request_kind, "1");
+    if (kind === null) return;
+    var text = window.prompt(W.request_text, "");
+    if (text === null) return;
+    post("/api/cases/" + encodeURIComponent(caseId) + "/requests", {kind: KINDS[kind.trim()] || kind.trim(), text: text});
+  }
+
+  function answer(requestId) {
+    var text = window.prompt(W.answer_text, "");
+    if (text === null) return;
+    post("/api/requests/" + encodeURIComponent(requestId) + "/answer", {answer: text});
+  }
+
+  function requests(c) {
+    var box = el("div", "requests");
+    c.requests.forEach(function (q) {
+      var p = el("div", "request " + q.status);
+      p.setAttribute("data-request-id", q.request_id);
+      p.setAttribute("data-status", q.status);
+      p.appendChild(el("p", "asked", (W[q.kind] || q.kind) + " · " + q.text + " · " + when.format(new Date(q.posted_at)) +
+        " · " + q.by));
+      var state = el("p", "request-state", W["req_" + q.status] || q.status);
+      if (q.status !== "answered") state.textContent += " · " + W.answer_by + " " + when.format(new Date(q.due_at));
+      p.appendChild(state);
+      if (q.answer != null) {
+        p.appendChild(el("p", "answer", W.answer + ": " + q.answer + " · " + q.answered_by));
+        p.appendChild(el("p", "times response", W.response + " " + q.response_minutes + " " + W.minutes));
+      } else {
+        var b = el("button", "answer-request", W.answer);
+        b.onclick = function () { answer(q.request_id); };
+        p.appendChild(b);
+      }
+      box.appendChild(p);
+    });
+    return box;
+  }
+
   function card(c) {
     var a = el("article", "card " + c.status + (c.overdue ? " overdue" : ""));
     a.setAttribute("data-case-id", c.case_id);
@@ -148,7 +207,13 @@
     details.appendChild(ul);
     a.appendChild(details);
     if (c.stages) a.appendChild(stages(c));
+    if (c.requests && c.requests.length) a.appendChild(requests(c));
     var buttons = el("div", "buttons");
+    if (c.status !== "closed") {
+      var rq = el("button", "new-request", W.new_request);
+      rq.onclick = function () { newRequest(c.case_id); };
+      buttons.appendChild(rq);
+    }
     if (c.next_stage && c.status === "accepted") {
       var st = el("button", "stage-next", W["stage_" + c.next_stage]);
       st.setAttribute("data-stage", c.next_stage);

@@ -121,3 +121,46 @@ def test_a_case_step_on_an_unknown_case_is_refused_and_sends_nothing(kafka_env: 
     assert accepted.exit_code == 0, accepted.output
     events = [orjson.loads(v) for v in _records(bootstrap, f"{prefix}.case-events")]
     assert [(e["case_id"], e["kind"], e["by"]) for e in events] == [("case-known", "accepted", "desk-1")]
+
+
+@pytest.mark.kafka
+def test_queue_request_and_answer_write_their_case_events(kafka_env: tuple[str, str]) -> None:
+    from kafka import KafkaAdminClient
+    from kafka.partitioner.default import murmur2
+
+    prefix, broker = kafka_env
+    bootstrap = broker.removeprefix("kafka://")
+    changelog = f"{prefix}-worker-cases-changelog"
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics({changelog: {"num_partitions": 3, "replication_factor": 1},
+                             f"{prefix}.case-events": {"num_partitions": 3, "replication_factor": 1}}, timeout_ms=10_000,
+                            wait_for_metadata=True)
+    finally:
+        admin.close()
+    now = datetime.now(UTC)
+    case = Case(case_id="case-asks", person_key="k", community=CODE, street=None, action="home_isolation", severity=40,
+                opened_at=now, due_at=now + timedelta(minutes=30))
+    key = case.case_id.encode()
+    partition = (murmur2(key) & 0x7FFFFFFF) % 3
+    _send(bootstrap, changelog, key, orjson.dumps({"case": case.model_dump(mode="json"), "message": {}}), partition)
+    refused = CliRunner().invoke(root, ["queue", "request", "case-asks", "food", "米", "--broker", broker])
+    assert refused.exit_code == 2 and "kind was 'food'" in refused.output and "nothing was sent" in refused.output
+    posted = CliRunner().invoke(root, ["queue", "request", "case-asks", "medical", "发热", "--by", "desk-1",
+                                       "--broker", broker])
+    assert posted.exit_code == 0, posted.output
+    [event] = [orjson.loads(v) for v in _records(bootstrap, f"{prefix}.case-events")]
+    assert (event["kind"], event["request_kind"], event["note"], event["by"]) == ("request", "medical", "发热", "desk-1")
+    assert datetime.fromisoformat(event["due_at"]) - datetime.fromisoformat(event["at"]) == timedelta(hours=1)
+
+    unknown = CliRunner().invoke(root, ["queue", "answer", event["request_id"], "已送药", "--broker", broker])
+    assert unknown.exit_code == 1 and "no request" in unknown.output, "the worker has not recorded the request yet"
+    held = case.model_copy(update={"requests": ((event["request_id"], "medical", "发热", event["at"], "desk-1",
+                                                 event["due_at"], "", "", "", ""),)})
+    _send(bootstrap, changelog, key, orjson.dumps({"case": held.model_dump(mode="json"), "message": {}}), partition)
+    answered = CliRunner().invoke(root, ["queue", "answer", event["request_id"], "已送药", "--by", "desk-2",
+                                         "--broker", broker])
+    assert answered.exit_code == 0, answered.output
+    events = [orjson.loads(v) for v in _records(bootstrap, f"{prefix}.case-events")]
+    assert [(e["kind"], e["request_id"], e["note"], e["by"]) for e in events[1:]] == \
+        [("answered", event["request_id"], "已送药", "desk-2")]

@@ -11,9 +11,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
+import orjson
 import pytest
 
+from streams.partitioner import key_partition
 from tests.streams.cluster_helpers import Cluster, start_cluster, wait_until
+from tools.drills import triage_records
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -130,6 +133,54 @@ def test_a_community_token_sees_only_its_own_queue_and_cases_on_either_worker(cl
         assert cluster.call(worker, "GET", "/api/dashboard", token)[0] == 403
     status, body = cluster.queue(cluster.workers[0], theirs)
     assert all(r["status"] == "open" for r in body["cases"] if r["case_id"] == their_case)
+
+
+@pytest.mark.timeout(600)  # the module's cluster is built within the first test run, whichever it is
+def test_a_request_for_a_person_is_routed_across_both_workers_and_answered_on_either(cluster: Cluster) -> None:
+    last: dict[str, tuple[tuple[int, int], dict]] = {}
+    for record in triage_records(cluster.deployment):
+        message = orjson.loads(record.value)
+        order = (record.timestamp, record.offset)
+        if message["person_key"] not in last or order > last[message["person_key"]][0]:
+            last[message["person_key"]] = (order, message)
+    managed = [m for _, m in last.values() if m["action"] in ("home_isolation", "centralized_isolation")
+               and m["case_id"] in cluster.expected.get(m["community"], set()) - cluster.unsettled]
+    assert managed, "the run put nobody under isolation"
+    holders = cluster.holders()
+    partitions = cluster.deployment.partitions
+    joining: dict[int, object] = {}
+    for worker in cluster.workers:
+        _, rows, _ = cluster.call(worker, "GET", "/api/offsets")
+        joining.update((r["partition"], worker) for r in rows if r["topic"] == cluster.deployment.topic("person-events"))
+
+    def person_owner(m: dict) -> object:
+        return joining[key_partition(m["person_key"].encode(), partitions)]
+
+    crossing = [m for m in managed if person_owner(m) is not cluster.owner(m["case_id"], holders)]
+    assert crossing, "every managed person's case is on their own worker: the test would not show the routing"
+    message = crossing[0]
+    case_owner = cluster.owner(message["case_id"], holders)
+    other = next(w for w in cluster.workers if w is not case_owner)
+    token = cluster.tokens[f"community:{message['community']}"]
+    # asked of the case's worker: the person's worker finds their case, the case's worker records the request
+    status, posted, _ = cluster.call(case_owner, "POST", f"/api/persons/{message['person_key']}/requests", token,
+                                     {"kind": "supplies", "text": "米面油"})
+    assert status == 202 and posted["case_id"] == message["case_id"], posted
+    status, body, _ = cluster.call(other, "POST", f"/api/persons/{message['person_key']}/requests",
+                                   cluster.tokens["checkpoint"], {"kind": "supplies", "text": "米面油"})
+    assert status == 403, body
+
+    def shown(worker: object, answered: bool) -> bool:
+        status, body = cluster.queue(worker, message["community"], token)
+        rows = [q for c in body.get("cases", []) if c["case_id"] == message["case_id"] for q in c.get("requests", [])]
+        return status == 200 and any(q["request_id"] == posted["request_id"] and (q["answer"] is not None) == answered
+                                     for q in rows)
+
+    wait_until(lambda: shown(case_owner, False) and shown(other, False), 10.0)
+    status, body, _ = cluster.call(other, "POST", f"/api/requests/{posted['request_id']}/answer", token,
+                                   {"answer": "已送达"})
+    assert status == 202 and body["response_minutes"] >= 0, body
+    wait_until(lambda: shown(case_owner, True) and shown(other, True), 10.0)
 
 
 @pytest.mark.timeout(300)

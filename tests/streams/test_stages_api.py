@@ -69,3 +69,35 @@ def test_a_home_isolation_case_has_no_stages(api: RunningWorker) -> None:
     _case(api, "case-stage-api-2", action="home_isolation")
     status, body = api.call("POST", "/api/cases/case-stage-api-2/stages", {"stage": "dispatched"}, token=api.tokens["community_a"])
     assert status == 409 and "has no transfer stages" in body["problem"]
+
+
+def test_transfer_and_reception_times_reach_the_dashboard_and_the_daily_report(api: RunningWorker) -> None:
+    case = "case-stage-api-3"
+    _case(api, case)
+    community = api.tokens["community_a"]
+    status, _ = api.call("POST", f"/api/cases/{case}/accept", {}, token=community)
+    assert status == 202
+    status, _ = api.call("POST", f"/api/cases/{case}/stages", {"stage": "dispatched"}, token=community)
+    assert status == 202 and _wait_stages(api, case, 1) == ["dispatched"]
+    status, board = api.call("GET", "/api/dashboard", token=api.tokens["admin"])
+    assert status == 200
+    moving = [t for t in board["transfers"]["in_progress"] if t["case_id"] == case]
+    assert len(moving) == 1 and moving[0]["stage"] == "dispatched" and moving[0]["minutes_since_accepted"] >= 0
+    api.call("POST", f"/api/cases/{case}/stages", {"stage": "picked_up"}, token=community)
+    assert _wait_stages(api, case, 2) == ["dispatched", "picked_up"]
+    arrived = (datetime.now(UTC) - timedelta(minutes=20)).isoformat()
+    status, received = api.call("POST", f"/api/cases/{case}/stages", {"stage": "received", "site": "城西集中隔离点",
+                                                                      "arrived_at": arrived}, token=api.tokens["site"])
+    assert status == 202 and _wait_stages(api, case, 3) == ["dispatched", "picked_up", "received"]
+    status, board = api.call("GET", "/api/dashboard", token=api.tokens["admin"])
+    assert not [t for t in board["transfers"]["in_progress"] if t["case_id"] == case]
+    assert board["transfers"]["received"] >= 1 and board["transfers"]["median_reception_minutes"] is not None
+    assert board["transfers"]["median_transfer_minutes"] is not None
+    day = datetime.fromisoformat(received["at"]).date().isoformat()
+    status, report = api.call("GET", f"/reports/daily?format=json&date={day}", token=api.tokens["admin"])
+    assert status == 200
+    row = next(r for r in report["transfers"] if r["case_id"] == case)
+    assert row["stage"] == "received" and 19 <= row["reception_minutes"] <= 21 and 0 <= row["transfer_minutes"] < 5
+    assert report["totals"]["transfers_received"] >= 1 and report["totals"]["median_reception_minutes"] is not None
+    status, page = api.call("GET", f"/reports/daily?date={day}", token=api.tokens["admin"])
+    assert status == 200 and "转运与接收" in page and "接收用时中位数（分钟）" in page
