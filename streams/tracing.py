@@ -39,7 +39,7 @@ from pipeline.contacts import (
 from pipeline.state import PersonState, state_from_bytes
 from streams.control import REEVALUATE, control_log_for
 
-__all__ = ["CONTACT", "Tracing", "has_header"]
+__all__ = ["CONTACT", "RequestPlaces", "Tracing", "has_header"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,40 @@ log = logging.getLogger(__name__)
 CONTACT = "epiflow-contact"
 #: Radius of the search of new places against live requests: the widest a place rule can reach.
 _WIDEST_M = 5_000.0
+
+
+@dataclass
+class RequestPlaces:
+    """The live requests' places, appended as requests arrive: row key = the request's number in `owners`.
+
+    A request read again under its topic key gets a new number; the rows of its old number stay in the
+    store but no longer count (`current`), until the stale rows outnumber the live ones and the owner rebuilds.
+    """
+
+    store: PlaceStore = field(default_factory=lambda: PlaceStore(chunk_size=1 << 16))
+    owners: list[str] = field(default_factory=list)
+    numbers: dict[str, int] = field(default_factory=dict)
+    stale: int = 0
+
+    @property
+    def live(self) -> int:
+        return len(self.numbers)
+
+    def hold(self, request: TraceRequest) -> None:
+        """Append `request`'s places (all but its origin) under a new number; an older version stops counting."""
+        number = len(self.owners)
+        self.owners.append(request.topic_key)
+        if self.numbers.get(request.topic_key) is not None:
+            self.stale += 1
+        self.numbers[request.topic_key] = number
+        ps = [p for p in request.places if p.kind != "origin"]
+        if ps:
+            self.store.add([str(number)] * len(ps), [p.lon for p in ps], [p.lat for p in ps], [p.t_from for p in ps],
+                           [p.t_to for p in ps])
+
+    def current(self, number: int) -> bool:
+        """Whether rows under `number` belong to the latest version of their request."""
+        return self.numbers.get(self.owners[number]) == number
 
 
 def has_header(headers: Any, name: str) -> bool:
@@ -69,7 +103,7 @@ class Tracing:
         "requests_published": 0, "requests_read": 0, "contact_records_sent": 0, "contact_records_joined": 0,
         "exposures_new": 0,
     })
-    _held: tuple[PlaceStore, list[str]] | None = None
+    _held: RequestPlaces | None = None
 
     # -- the join's side ---------------------------------------------------------------------
     def exposures_of(self, key: bytes, partition: int) -> tuple[Exposure, ...]:
@@ -146,7 +180,8 @@ class Tracing:
     async def _against_requests(self, states: Sequence[PersonState]) -> list[Awaitable[Any]]:
         """New places of the batch's people against every live request (the request came first)."""
         rules = self.agents.runtime.rules
-        store, owners = self._request_places()
+        held = self._request_places()
+        store, owners = held.store, held.owners
         keys: list[str] = []
         places = []
         for s in states:
@@ -156,28 +191,24 @@ class Tracing:
             return []
         near = near_in_time(store, [p.lon for p in places], [p.lat for p in places], [p.t_from for p in places],
                             [p.t_to for p in places], radius_m=_WIDEST_M, min_overlap_s=0)
-        pairs = {(keys_of(near.key[i : i + 1])[0], keys[int(q)]) for i, q in enumerate(near.query)}
+        numbers = (int(n) for n in keys_of(near.key))
+        pairs = {(owners[n], keys[int(q)]) for n, q in zip(numbers, near.query, strict=True) if held.current(n)}
         by_key = {s.person_key: s for s in states}
         found: dict[str, list[Exposure]] = {}
         for topic_key, person in sorted(pairs):
-            request = self.requests.get(owners[int(topic_key)])
+            request = self.requests.get(topic_key)
             if request is not None:
                 hits = match(request, by_key[person], rules.contacts)
                 if hits:
                     found.setdefault(person, []).extend(hits)
         return [await self._send_contact(key, exposures) for key, exposures in found.items()]
 
-    def _request_places(self) -> tuple[PlaceStore, list[str]]:
-        """The live requests' places in one store whose key is the request's number (rebuilt on change)."""
+    def _request_places(self) -> RequestPlaces:
+        """The live requests' places in one store whose key is the request's number (rebuilt when mostly stale)."""
         if self._held is None:
-            store = PlaceStore(chunk_size=1 << 16)
-            owners = sorted(self.requests)
-            for i, topic_key in enumerate(owners):
-                ps = [p for p in self.requests[topic_key].places if p.kind != "origin"]
-                if ps:
-                    store.add([str(i)] * len(ps), [p.lon for p in ps], [p.lat for p in ps], [p.t_from for p in ps],
-                              [p.t_to for p in ps])
-            self._held = (store, owners)
+            self._held = RequestPlaces()
+            for topic_key in sorted(self.requests):
+                self._held.hold(self.requests[topic_key])
         return self._held
 
     async def _send_contact(self, person_key: str, exposures: Sequence[Exposure]) -> Awaitable[Any]:
@@ -231,7 +262,10 @@ class Tracing:
             log.error("trace request refused topic=%s reason=%s", self.topic, type(exc).__name__)
             return None
         self.requests[request.topic_key] = request
-        self._held = None
+        if self._held is not None:
+            self._held.hold(request)
+            if self._held.stale > self._held.live:
+                self._held = None
         return request
 
     async def search(self, request: TraceRequest) -> list[Awaitable[Any]]:

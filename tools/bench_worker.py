@@ -332,6 +332,7 @@ def measure_workers(
     kafka_version: str = "unknown",
     store: str = "memory://",
     restart: bool = False,
+    ceiling: bool = True,
 ) -> dict[str, Any]:
     """Backlog throughput of `workers` workers, then latency at `fractions` of it, RSS per tracked person and
     the store's disk; with `restart`, the time a restarted worker takes to recover its tables."""
@@ -405,6 +406,12 @@ def measure_workers(
             "bootstrap": bootstrap,
             "topic_prefix": prefix,
         }
+        if ceiling:
+            from tools.equivalent_ceiling import measure_equivalent
+
+            result.update(measure_equivalent(bootstrap, prefix, records, secret.encode(), at, partitions))
+            top = result["equivalent_ceiling_person_events_per_s"]
+            result["sustained_to_ceiling"] = round(sustained["per_s"] / top, 3) if top else None
         if fractions and sustained["per_s"] > 0:
             ratio = person_events / len(records)
             phases = []
@@ -574,6 +581,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--seed", type=int, default=7)
     run.add_argument("--store", default="memory://", help="table store of the workers: memory:// or rocksdb://")
     run.add_argument("--restart", action="store_true", help="then restart the workers and time table recovery")
+    run.add_argument("--no-ceiling", action="store_true", help="skip the equivalent-work ceiling (tools.equivalent_ceiling)")
     naive = sub.add_parser("naive", help="one-message-at-a-time baseline")
     naive.add_argument("--records", type=int, default=3000)
     args = parser.parse_args(argv)
@@ -585,7 +593,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.mode == "run":
             result = measure_workers(bootstrap, workers=args.workers, people=args.people, partitions=args.partitions,
                                      fractions=_fractions(args.fractions), latency_seconds=args.seconds, seed=args.seed,
-                                     kafka_version=version, store=args.store, restart=args.restart)
+                                     kafka_version=version, store=args.store, restart=args.restart,
+                                     ceiling=not args.no_ceiling)
         else:
             result = measure_naive(bootstrap, records=args.records, kafka_version=version)
     print(json.dumps(result))

@@ -112,6 +112,9 @@ def _throughput(results: dict[str, Any]) -> list[str]:
             figure = (f"{_n(r.get('sustained_person_events_per_s'))} person-events/s sustained "
                       f"({_n(r.get('inputs_per_s'))} inputs/s ingest; whole backlog of {_n(r.get('person_events'))} "
                       f"person events in {_n(r.get('drain_s'), 1)} s; accounting holds: {_yes(r.get('accounting_holds'))})")
+            if r.get("equivalent_ceiling_person_events_per_s"):
+                figure += (f"; equivalent-work ceiling in the same run {_n(r['equivalent_ceiling_person_events_per_s'])} "
+                           f"person-events/s, the worker at {r.get('sustained_to_ceiling', 0):.0%} of it")
         else:
             figure = _failed(run)
         rows.append(f"| {label} | {figure} | {_cmd(run)} |")
