@@ -780,17 +780,23 @@ async def _json_object(request: Any, example: str) -> dict[str, Any]:
     return body
 
 
-async def _post_request(agents: Agents, request: Request, case_id: str) -> Response:
-    """`POST /api/cases/{id}/requests` `{"kind": "supplies" | "medical" | "other", "text": …}` on the person's
-    behalf, from the case's community or an isolation site; 202 once the request is on `case-events`."""
-    rt = agents.runtime
+def _case_and_grant(agents: Agents, request: Request, case_id: str, missing: str) -> tuple[Any, Any]:
+    """The case this worker holds and the caller's grant on it; a missing case is a 404 (`missing`) to an
+    admin only, so others cannot probe which cases exist."""
     require_ready(agents)
     raw = agents.cases.get(case_id.encode())
     if raw is None:
         gate_of(agents).require(request, "admin")
-        raise ApiProblem(404, f"no case {case_id!r} on this worker")
+        raise ApiProblem(404, missing)
     case, _ = read_case(raw)
-    grant = _case_grant(agents, request, case)
+    return case, _case_grant(agents, request, case)
+
+
+async def _post_request(agents: Agents, request: Request, case_id: str) -> Response:
+    """`POST /api/cases/{id}/requests` `{"kind": "supplies" | "medical" | "other", "text": …}` on the person's
+    behalf, from the case's community or an isolation site; 202 once the request is on `case-events`."""
+    rt = agents.runtime
+    case, grant = _case_and_grant(agents, request, case_id, f"no case {case_id!r} on this worker")
     body = await _json_object(request, '{"kind": "supplies", "text": "..."}')
     kind, text = body.get("kind"), body.get("text")
     problems = request_problems(kind, text)
@@ -813,13 +819,7 @@ async def _post_answer(agents: Agents, request: Request, case_id: str, request_i
     """`POST /api/requests/{id}/answer` `{"answer": …}` from the case's community or an isolation site; 202 once
     the answer is on `case-events`, 409 when the request was answered already."""
     rt = agents.runtime
-    require_ready(agents)
-    raw = agents.cases.get(case_id.encode())
-    if raw is None:
-        gate_of(agents).require(request, "admin")
-        raise ApiProblem(404, f"no request {request_id!r}: its case is on no worker")
-    case, _ = read_case(raw)
-    grant = _case_grant(agents, request, case)
+    case, grant = _case_and_grant(agents, request, case_id, f"no request {request_id!r}: its case is on no worker")
     row = next((r for r in case.requests if r[0] == request_id), None)
     if row is None:
         raise ApiProblem(404, f"no request {request_id!r} on case {case_id!r}")
