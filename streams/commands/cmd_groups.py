@@ -11,8 +11,11 @@ import orjson
 import typer
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pipeline.key_groups import KeyGroups
     from pipeline.rosters import RosterEntry
+    from pipeline.settings import Settings
 
 
 #: How far back a checkpoint scan still counts when coverage is computed for a past day.
@@ -22,6 +25,29 @@ REPORT_LOOKBACK = timedelta(days=366)
 def _fail(message: str, code: int = 1) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+def _produce(
+    broker: str | None, name: str, records: Callable[[Settings], list[tuple[bytes | None, bytes | None]]]
+) -> tuple[str, int]:
+    """Send what `records` builds from the settings to topic `name`; a bad input, a missing topic or a broker that
+    refuses or does not answer exits with one error line. Returns the full topic name and the count sent."""
+    from kafka.errors import KafkaError
+
+    from pipeline.errors import PipelineError
+    from pipeline.settings import load_settings
+    from streams.publish import TopicMissing, send_records
+
+    try:
+        settings = load_settings(broker=broker, insecure_demo_secret=True)
+        built = records(settings)
+        topic = settings.topic(name)
+        count = send_records(settings, topic, built)
+    except (PipelineError, OSError, UnicodeDecodeError, TopicMissing) as exc:
+        _fail(str(exc))
+    except KafkaError as exc:
+        _fail(f"Kafka refused or did not answer: {type(exc).__name__}: {exc}")
+    return topic, count
 
 
 def _check(file: Path = typer.Argument(None, help="key-groups document (default: settings `key_groups`)")) -> None:
@@ -56,22 +82,14 @@ def _load(
     broker: str = typer.Option(None, help="kafka://host:port"),
 ) -> None:
     """Push every row of a roster onto the roster topic; the workers validate, pseudonymise and dead-letter bad rows."""
-    from kafka.errors import KafkaError
-
-    from pipeline.errors import PipelineError
     from pipeline.rosters import roster_rows
-    from pipeline.settings import load_settings
-    from streams.publish import TopicMissing, send_records
 
-    try:
-        settings = load_settings(broker=broker, insecure_demo_secret=True)
+    def records(settings: Settings) -> list[tuple[bytes | None, bytes | None]]:
         rows = roster_rows(file.read_text(encoding="utf-8"), file.name, enterprise=enterprise, submitted_at=datetime.now(UTC))
-        count = send_records(settings, settings.topic("rosters"), [(None, row) for row in rows])
-    except (PipelineError, OSError, UnicodeDecodeError, TopicMissing) as exc:
-        _fail(str(exc))
-    except KafkaError as exc:
-        _fail(f"Kafka refused or did not answer: {type(exc).__name__}: {exc}")
-    typer.echo(f"produced {count} roster row(s) to {settings.topic('rosters')}")
+        return [(None, row) for row in rows]
+
+    topic, count = _produce(broker, "rosters", records)
+    typer.echo(f"produced {count} roster row(s) to {topic}")
 
 
 def _status(
@@ -140,26 +158,17 @@ def _register(
     broker: str = typer.Option(None, help="kafka://host:port"),
 ) -> None:
     """Validate a key-enterprise registry (fleet plates, staff), then publish one record per enterprise."""
-    from kafka.errors import KafkaError
-
     from pipeline.coverage import enterprise_to_json, parse_registry
-    from pipeline.errors import PipelineError
-    from pipeline.settings import load_settings
-    from streams.publish import TopicMissing, send_records
 
-    try:
-        settings = load_settings(broker=broker, insecure_demo_secret=True)
+    def records(settings: Settings) -> list[tuple[bytes | None, bytes | None]]:
         enterprises, refused = parse_registry(file.read_text(encoding="utf-8"), file.name, secret=settings.secret_bytes)
         if refused:
             for row in refused:
                 typer.echo(f"refused: {row['detail']} ({row['reason']})", err=True)
             _fail(f"{file}: registry refused ({len(refused)} bad row(s)); nothing was published")
-        topic = settings.topic("key-enterprises")
-        count = send_records(settings, topic, [(e.id.encode(), enterprise_to_json(e)) for e in enterprises])
-    except (PipelineError, OSError, UnicodeDecodeError, TopicMissing) as exc:
-        _fail(str(exc))
-    except KafkaError as exc:
-        _fail(f"Kafka refused or did not answer: {type(exc).__name__}: {exc}")
+        return [(e.id.encode(), enterprise_to_json(e)) for e in enterprises]
+
+    topic, count = _produce(broker, "key-enterprises", records)
     typer.echo(f"published {count} enterprise registration(s) to {topic}")
 
 
