@@ -35,6 +35,11 @@ __all__ = [
 ]
 
 
+def _rate(on_time: int, enrolled: int) -> float | None:
+    """The on-time share, four places; None when nobody is enrolled (no rate, rather than 0%)."""
+    return round(on_time / enrolled, 4) if enrolled else None
+
+
 @dataclass(frozen=True, slots=True)
 class GroupStatus:
     """One group's figures at a moment; `rate` is None when nobody is enrolled."""
@@ -49,7 +54,7 @@ class GroupStatus:
 
     @property
     def rate(self) -> float | None:
-        return round(self.on_time / self.enrolled, 4) if self.enrolled else None
+        return _rate(self.on_time, self.enrolled)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +66,7 @@ class StreetStatus:
 
     @property
     def rate(self) -> float | None:
-        return round(self.on_time / self.enrolled, 4) if self.enrolled else None
+        return _rate(self.on_time, self.enrolled)
 
 
 @dataclass(frozen=True, slots=True)
