@@ -75,6 +75,16 @@ def _html(name: str, status: int = 200, request: Any = None, zone: Any = None, *
     return response
 
 
+def _figures_page(name: str, data: dict[str, Any], *, request: Any, zone: Any, **context: Any) -> aioweb.Response:
+    """A page of figures `data`: 503 with Retry-After while some partition is recovering, so no partial page
+    passes for a whole one."""
+    response = _html(name, status=503 if data["recovering"] else 200, request=request, zone=zone, data=data,
+                     **context)
+    if data["recovering"]:
+        response.headers["Retry-After"] = "2"
+    return response
+
+
 def _street_shapes(communities: list[Community]) -> list[Community]:
     """One outline per street (its communities dissolved), named by the street, for the street view."""
     by: dict[str, list[Community]] = {}
@@ -157,12 +167,8 @@ def register_pages(app: faust.App, agents: Agents) -> None:
                 data = await community_cases(agents, request, code, full_phone=full_phone)
             except Incomplete:
                 data = _waiting(code, rt)
-            status = 503 if data["recovering"] else 200
-            response = _html("community.html", status=status, request=request, zone=rt.settings.zone, data=data,
-                             grant=grant, code=code, full_phone=full_phone)
-            if data["recovering"]:
-                response.headers["Retry-After"] = "2"
-            return response
+            return _figures_page("community.html", data, request=request, zone=rt.settings.zone,
+                                 grant=grant, code=code, full_phone=full_phone)
 
     @app.page("/dashboard")
     class DashboardPage(View):
@@ -187,14 +193,11 @@ def register_pages(app: faust.App, agents: Agents) -> None:
                                            link="/dashboard#street-{code}", labels=names,
                                            label="街道风险地图" if lang == "zh" else "street risk map", show_names=True)
             today = utc_now().astimezone(rt.settings.zone).date().isoformat()
-            response = _html("dashboard.html", status=503 if data["recovering"] else 200, request=request,
-                             zone=rt.settings.zone, data=data, svg=svg, street_svg=street_svg, grant=grant,
-                             levels=levels, today=today, open=gate.mode == "open",
-                             count_regions=len(regions), recovering=data["recovering"],
-                             index_cases=index_cases(agents))
-            if data["recovering"]:
-                response.headers["Retry-After"] = "2"
-            return response
+            return _figures_page("dashboard.html", data, request=request,
+                                 zone=rt.settings.zone, svg=svg, street_svg=street_svg, grant=grant,
+                                 levels=levels, today=today, open=gate.mode == "open",
+                                 count_regions=len(regions), recovering=data["recovering"],
+                                 index_cases=index_cases(agents))
 
     @app.page("/")
     class Home(View):
