@@ -1,4 +1,5 @@
-"""`epiflow groups status` on hand-made rosters and results; `groups check` on good and bad documents."""
+"""`epiflow groups status` on hand-made rosters and results; `groups check` on good and bad documents; the
+error lines of `groups register` and `groups load`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import orjson
 from typer.testing import CliRunner
 
 from streams.cli import root
-from tests.key_group_data import GROUPS_YAML, MASKED, A, B, C, D, results, roster_csv
+from tests.key_group_data import GROUPS_YAML, MASKED, A, B, C, D, registry_csv, results, roster_csv
 
 AT = datetime.now(timezone(timedelta(hours=8))).replace(microsecond=0) - timedelta(days=1)
 
@@ -60,3 +61,18 @@ def test_an_enterprise_token_can_be_issued(tmp_path: Path) -> None:
     assert made.exit_code == 0, made.output
     listed = CliRunner().invoke(root, ["access", "list", "--file", str(access)])
     assert listed.stdout.startswith("enterprise\tE01\t")
+
+
+def test_register_refuses_a_registry_with_a_bad_row_and_publishes_nothing(tmp_path: Path) -> None:
+    registry = tmp_path / "registry.csv"
+    registry.write_text(registry_csv() + "E03,渔业公司,boat,浙C-22222,\n", encoding="utf-8")
+    result = CliRunner().invoke(root, ["groups", "register", str(registry), "--broker", "kafka://127.0.0.1:1"])
+    assert result.exit_code == 1, result.output
+    assert "registry refused (1 bad row(s)); nothing was published" in result.output
+
+
+def test_load_of_a_missing_roster_is_one_error_line(tmp_path: Path) -> None:
+    missing = tmp_path / "absent.csv"
+    result = CliRunner().invoke(root, ["groups", "load", str(missing), "--broker", "kafka://127.0.0.1:1"])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("error: ") and "absent.csv" in result.output
