@@ -1,7 +1,5 @@
-"""Agents: bytes → domain call in `pipeline/` → send or table update. No rule logic here.
-
-ingest, one per input kind (validate, pseudonymise, fan out, dead-letter), join (person table + verdicts +
-routing), and the wiring of the case agent (`streams.cases`), the control followers (`streams.control`) and the timers.
+"""The agents' wiring: tables, the ingest agents (`streams.ingest`), the join (`streams.join`), the case agent
+(`streams.cases`), the control followers (`streams.control`), tracing and the timers. No rule logic here.
 """
 
 from __future__ import annotations
@@ -10,23 +8,21 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import faust
 
 from geo.sweep import PlaceStore
-from pipeline.cases import street_queue
-from pipeline.errors import RejectedEvent
-from pipeline.events import PersonEvent, TriageMessage
-from pipeline.ingest import dead_letter, person_event_records
-from pipeline.join import Outcome, step_many
-from pipeline.management import notice_messages, reaches_street
-from pipeline.state import PersonState, new_state, state_from_bytes, state_to_bytes
+from pipeline.events import TriageMessage
+from pipeline.ingest import dead_letter
+from pipeline.state import new_state, state_from_bytes
 from pipeline.triage import UNASSIGNED
-from pipeline.wire import decode_person_event
+from streams import batches
+from streams.batches import acknowledged_once_handled, handle_batch
 from streams.cases import CaseAgent
-from streams.control import REEVALUATE, follow_regions, follow_rules, mark_ready
+from streams.control import follow_regions, follow_rules, mark_ready
+from streams.ingest import register_ingest
+from streams.join import Join, remember_places
 from streams.queries import CaseIndex
 from streams.runtime import Runtime, utc_now
 from streams.tables import raw_table
@@ -38,20 +34,6 @@ from streams.verdicts import VerdictWaiters
 __all__ = ["Agents", "register_agents"]
 
 log = logging.getLogger(__name__)
-
-#: Records an agent takes per batch, and the longest a partial batch waits (seconds); the join makes one risk lookup per batch.
-BATCH_MAX = 256
-BATCH_WITHIN = 0.005
-#: Tries a failing join or cases batch gets, then each of its records alone, before a record is dead-lettered.
-TRIES = 3
-#: Longest wait between tries of a batch the broker or the disk failed (seconds); those are tried until they go through.
-RETRY_MAX_S = 10.0
-
-
-def _received_at(message: Any) -> datetime:
-    stamp = getattr(message, "timestamp", None)
-    return datetime.fromtimestamp(stamp, UTC) if stamp else utc_now()
-
 
 @dataclass
 class Agents:
@@ -80,15 +62,19 @@ class Agents:
     #: key groups' rosters, members and reminders (`streams.key_groups`)
     key_groups: Any = None
     tracing: Tracing | None = None
-    #: person key -> when that person's management next changes without an event (the management timer scans it)
-    wakes: dict[bytes, float] = field(default_factory=dict)
-    #: person key -> (status, action, community, next due, day the status was reached), for the dashboard
-    managed: dict[bytes, tuple[str, str, str, float | None, str]] = field(default_factory=dict)
     #: the cases table's agent (`streams.cases`), which shares `index` with the queue pages
     case_agent: CaseAgent = field(init=False)
+    #: the join's work and its management wake-ups (`streams.join`)
+    join: Join = field(init=False)
 
     def __post_init__(self) -> None:
         self.case_agent = CaseAgent(self.runtime, self.topics, self.cases, self.index, self.send)
+        self.join = Join(self)
+
+    @property
+    def managed(self) -> dict[bytes, tuple[str, str, str, float | None, str]]:
+        """Managed person key -> (status, action, community, next due, day of the status), for the dashboard."""
+        return self.join.managed
 
     async def send(self, topic: Any, key: bytes | None, value: bytes) -> Awaitable[Any]:
         """Hand a record to the producer directly (the hot paths skip Faust's per-message channel
@@ -110,242 +96,11 @@ class Agents:
         log.warning("dead letter topic=%s partition=%s offset=%s reason=%s", message.topic, message.partition, message.offset, reason)
         return delivery
 
-    async def ingest_one(self, kind: str, message: Any) -> list[Awaitable[Any]]:
-        """One input record → person events, or a dead letter; returns the delivery futures, which the
-        caller awaits before the record is acknowledged (a commit must never pass an undelivered output)."""
-        rt = self.runtime
-        self.counts["inputs"] += 1
-        rt.metrics.events_in.labels(topic=kind).inc()
-        try:
-            people = person_event_records(
-                message.value or b"", secret=rt.settings.secret_bytes, now=rt.clock(), lookback=rt.lookback,
-                source_topic=message.topic, received_at=_received_at(message),
-            )
-        except RejectedEvent as exc:
-            return [await self.dead_letter(message, exc.reason, exc.detail)]
-        except Exception as exc:  # one bad record never stops the agent
-            log.exception("ingest failed topic=%s partition=%s offset=%s", message.topic, message.partition, message.offset)
-            return [await self.dead_letter(message, "internal_error", type(exc).__name__)]
-        deliveries = [await self.send(self.topics.person_events, key.encode(), value) for key, value in people]
-        self.counts["forwarded"] += 1
-        self.counts["person_events"] += len(people)
-        rt.metrics.forwarded_inputs.labels(topic=kind).inc()
-        rt.metrics.forwarded.labels(topic=kind).inc(len(people))
-        return deliveries
-
-    def _state(self, key: bytes, partition: int) -> PersonState:
-        raw = self.persons.get_in(key, partition)
-        return state_from_bytes(raw) if raw else new_state(key.decode())
-
     async def handle_batch(
         self, name: str, events: Sequence[Any], handle: Callable[[Sequence[Any]], Awaitable[None]], counter: str
     ) -> None:
-        """Run `handle` on a batch until it goes through; the batch is acknowledged only when this returns.
-
-        A batch that fails is tried again (`TRIES` times); then each of its records alone, in order,
-        so the good ones still land; a record that keeps failing is dead-lettered (`internal_error`,
-        its topic, partition and offset, the exception's type) and delivered before this returns.
-        Failures of the broker, the network or the disk are not the records' fault: those batches
-        are tried until they go through.
-        """
-        error = await self._tried(name, events, handle, traceback=True)
-        if error is None:
-            return
-        failed = [(events[0], error)] if len(events) == 1 else []
-        for event in events if len(events) > 1 else ():
-            record_error = await self._tried(name, [event], handle, traceback=False)
-            if record_error is not None:
-                failed.append((event, record_error))
-        letters = [await self._dead_letter_failed(name, event, err, counter) for event, err in failed]
-        await asyncio.gather(*letters)
-
-    async def _tried(
-        self, name: str, events: Sequence[Any], handle: Callable[[Sequence[Any]], Awaitable[None]], traceback: bool
-    ) -> Exception | None:
-        """Run `handle` up to `TRIES` times (broker trouble does not count); the last error, or None once it went through."""
-        failures = 0
-        delay = 0.05
-        first = events[0].message
-        while True:
-            try:
-                await handle(events)
-                return None
-            except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if task is None or task.cancelling():
-                    raise
-                error: Exception = TimeoutError("a delivery was cancelled")  # the producer restarted under us
-            except Exception as exc:
-                error = exc
-            if _transient(error):
-                log.warning("%s batch=%d not delivered topic=%s partition=%s offset=%s (%s); trying it again in %.2f s",
-                            name, len(events), first.topic, first.partition, first.offset, type(error).__name__, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_S)
-                continue
-            failures += 1
-            if failures == 1:
-                log.error("%s failed topic=%s partition=%s offset=%s batch=%d error=%s", name, first.topic, first.partition,
-                          first.offset, len(events), type(error).__name__, exc_info=error if traceback else None)
-            if failures >= TRIES:
-                return error
-            await asyncio.sleep(0.01 * failures)
-
-    async def _dead_letter_failed(self, name: str, event: Any, error: Exception, counter: str) -> Awaitable[Any]:
-        message = event.message
-        log.error("%s gave up topic=%s partition=%s offset=%s after %d tries error=%s", name, message.topic,
-                  message.partition, message.offset, TRIES, type(error).__name__)
-        return await self.dead_letter(message, "internal_error", type(error).__name__, counter=counter)
-
-    async def join_batch(self, events: Sequence[Any]) -> None:
-        """Fold a batch of person events into the person table, evaluate everybody once, route changes.
-
-        Raises when any record of the batch cannot be processed (`handle_batch` then isolates it);
-        each state is read from and written to its event's partition.
-        """
-        rt = self.runtime
-        if rt.rules is None:
-            await self.control_ready.wait()
-        now = rt.clock()
-        grouped: dict[bytes, tuple[PersonState, list[PersonEvent]]] = {}
-        partitions: dict[bytes, int] = {}
-        reevaluations = 0
-        for event in events:
-            key = event.key
-            entry = grouped.get(key)
-            if entry is None:
-                partitions[key] = event.message.partition
-                entry = grouped[key] = (self._state(key, event.message.partition), [])
-            if _is_reevaluation(event.headers):
-                reevaluations += 1
-            else:
-                entry[1].append(decode_person_event(event.value) or PersonEvent.model_validate_json(event.value))
-        tracing = self.tracing
-        exposures, exposed = tracing.exposures_for(list(grouped), partitions, tracing.incoming(events)) if tracing else ({}, {})
-        outcomes = step_many(list(grouped.values()), rt.rules, rt.regions, rt.communities, now, exposures)
-        _remember_places(rt, [(o.before, o.after) for o in outcomes if o.events])
-        wall = utc_now()
-        deliveries = [await self._send_triage(key, o.message, o.events, wall)
-                      for key, o in zip(grouped, outcomes, strict=True) if o.message is not None]
-        deliveries += [await self._send_notices(key, o, now) for key, o in zip(grouped, outcomes, strict=True) if o.notices]
-        for key, o in zip(grouped, outcomes, strict=True):
-            self._track_management(key, o, now)
-        if deliveries:
-            # the state remembers the verdict as sent: it must not reach the changelog before the
-            # message reaches its queue, or a crash in between loses the message for good
-            await asyncio.gather(*(d for pair in deliveries for d in pair))
-        changed = [(key, state_to_bytes(o.after), partitions[key])
-                   for key, o in zip(grouped, outcomes, strict=True) if o.after is not o.before]
-        written = await self.persons.put_many(changed)
-        if tracing is not None:
-            written += await tracing.after_batch(
-                [(key, o.before, o.after) for key, o in zip(grouped, outcomes, strict=True)], exposed, partitions)
-        for key, outcome in zip(grouped, outcomes, strict=True):
-            self.verdicts.processed(key.decode(), outcome.events, outcome.verdict)
-        # the batch is acknowledged when this returns: its states must be in the changelog by then
-        await asyncio.gather(*written)
-        self.counts["joined"] += len(events) - reevaluations
-        self.counts["reevaluated"] += reevaluations
-
-    async def _send_triage(
-        self, key: bytes, message: TriageMessage, events: tuple[PersonEvent, ...], wall: datetime
-    ) -> tuple[Awaitable[Any], Awaitable[Any]]:
-        """Send the message to its community queue and to the cases topic; returns both deliveries."""
-        rt = self.runtime
-        body = message.model_dump_json().encode()
-        queued = await self.send(await self.topics.triage(message.community), key, body)
-        recorded = await self.send(self.topics.cases, message.case_id.encode(), body)
-        rt.metrics.verdicts.labels(action=message.action).inc()
-        self.counts["flagged"] += 1
-        latency = (wall - min(e.ingested_at for e in events)).total_seconds() if events else 0.0
-        if events:
-            rt.metrics.latency.observe(latency)
-        for listener in self.listeners:
-            listener(message, latency)
-        return queued, recorded
-
-    async def _send_notices(self, key: bytes, outcome: Outcome, now: datetime) -> tuple[Awaitable[Any], ...]:
-        """Send `test_overdue` / `released` to the community's queue (a missed test also to the street's); the deliveries."""
-        rt = self.runtime
-        sent: list[Awaitable[Any]] = []
-        for message in notice_messages(outcome.after, outcome.management, outcome.notices, rt.rules.tz, int(now.timestamp())):
-            body = message.model_dump_json().encode()
-            sent.append(await self.send(await self.topics.triage(message.community), key, body))
-            if reaches_street(message):
-                street = street_queue(rt.communities.street_of(message.community))
-                sent.append(await self.send(await self.topics.street(street), key, body))
-            rt.metrics.loop_messages.labels(kind=message.kind).inc()
-        return tuple(sent)
-
-    def _track_management(self, key: bytes, outcome: Outcome, now: datetime) -> None:
-        """Keep when each managed person next needs a look, and their status for the dashboard."""
-        seen = outcome.management
-        if seen.status == "none":
-            self.wakes.pop(key, None)
-            self.managed.pop(key, None)
-            return
-        if seen.wake is None:
-            self.wakes.pop(key, None)
-        else:
-            self.wakes[key] = float(seen.wake)
-        last = outcome.after.last
-        community = last.community if last is not None and last.community else UNASSIGNED
-        previous = self.managed.get(key)
-        day = previous[4] if previous is not None and previous[0] == seen.status else \
-            now.astimezone(self.runtime.settings.zone).date().isoformat()
-        self.managed[key] = (seen.status, seen.action or "", community,
-                             None if seen.next_due is None else float(seen.next_due), day)
-
-    async def wake_managed(self) -> None:
-        """Re-evaluate, through the join, every local person whose management deadline has passed (no event needed)."""
-        cut = self.runtime.clock().timestamp()
-        due = [key for key, at in self.wakes.items() if at <= cut]
-        for key in due:
-            self.wakes.pop(key, None)
-            await self.topics.person_events.send(key=key, value=b'{"management":true}', headers={REEVALUATE: b"1"})
-
-def _transient(error: BaseException) -> bool:
-    """Whether `error` is the broker's, the network's or the disk's (a Kafka error marked retriable, an OSError)."""
-    return isinstance(error, OSError) or bool(getattr(error, "retriable", False))
-
-
-async def _acknowledged_once_handled(events: Sequence[Any], handling: Awaitable[None]) -> None:
-    """Await `handling` of a batch, holding one reference on each of its messages until it is done.
-
-    `take_events` acknowledges a batch as its generator closes, and Faust closes it when the stream
-    stops, even while the agent is still in the middle of the batch (a worker shutting down). With the
-    reference held, that acknowledgement leaves each message pending; the reference is let go only
-    once the batch was handled, so a batch that was not is never committed and is read again after
-    the restart.
-    """
-    for event in events:
-        event.message.incref()
-    await handling
-    for event in events:
-        event.message.decref()
-
-
-def _is_reevaluation(headers: Any) -> bool:
-    if not headers:
-        return False
-    items = headers.items() if hasattr(headers, "items") else headers
-    return any(k == REEVALUATE for k, _ in items)
-
-
-def _remember_places(rt: Runtime, changes: Sequence[tuple[PersonState, PersonState]]) -> None:
-    """Keep the sweep's place store in step with the person table: new places only, one append per batch."""
-    keys: list[str] = []
-    fresh = []
-    for old, new in changes:
-        if new is old:
-            continue
-        known = {(p.event_id, p.seq) for p in old.places}
-        added = [p for p in new.places if (p.event_id, p.seq) not in known]
-        keys += [new.person_key] * len(added)
-        fresh += added
-    if fresh:
-        rt.places.add(keys, [p.lon for p in fresh], [p.lat for p in fresh], [p.t_from for p in fresh], [p.t_to for p in fresh])
-        rt.metrics.sweep_places.set(len(rt.places))
+        """Run `handle` on a batch until it goes through (`streams.batches.handle_batch`), dead-lettering what keeps failing."""
+        await handle_batch(name, events, handle, self.dead_letter, counter)
 
 
 def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
@@ -357,13 +112,13 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
     agents.tracing = Tracing(agents, raw_table(app, "contacts", settings.partitions), settings.topic("contact-traces"))
 
     for kind, topic in topics.inputs.items():
-        _ingest_agent(app, agents, kind, topic)
+        register_ingest(app, agents, kind, topic)
 
     @app.agent(topics.person_events, name="join")
     async def join(stream: Any) -> None:
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
-            handling = agents.handle_batch("join", events, agents.join_batch, "join_dead_lettered")
-            await _acknowledged_once_handled(events, handling)
+        async for events in stream.take_events(batches.BATCH_MAX, within=batches.BATCH_WITHIN):
+            handling = agents.handle_batch("join", events, agents.join.join_batch, "join_dead_lettered")
+            await acknowledged_once_handled(events, handling)
 
     case_channel = app.topic(topics.cases.get_topic_name(), topics.case_events.get_topic_name(), key_type=bytes,
                              value_type=bytes, key_serializer="raw", value_serializer="raw",
@@ -371,12 +126,12 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
 
     @app.agent(case_channel, name="cases")
     async def case_agent(stream: Any) -> None:
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+        async for events in stream.take_events(batches.BATCH_MAX, within=batches.BATCH_WITHIN):
             handling = agents.handle_batch("cases", events, agents.case_agent.case_batch, "case_dead_lettered")
-            await _acknowledged_once_handled(events, handling)
+            await acknowledged_once_handled(events, handling)
 
     every(app, 1.0, "escalation", agents.case_agent.escalate_due)
-    every(app, 1.0, "management", agents.wake_managed)
+    every(app, 1.0, "management", agents.join.wake_managed)
 
     @app.task
     async def declare_queues() -> None:
@@ -407,27 +162,12 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
         # every recovery (each rebalance) rebuilds the store from the table: appending to the old one held each place twice
         states = [state_from_bytes(raw) for raw in list(persons.values()) if raw]
         runtime.places = PlaceStore()
-        _remember_places(runtime, [(new_state(s.person_key), s) for s in states])
+        remember_places(runtime, [(new_state(s.person_key), s) for s in states])
         for s in states:
             if s.managed is not None and not s.managed.ended:
-                agents.wakes[s.person_key.encode()] = 0.0  # looked at again at the next tick of the management timer
+                agents.join.wakes[s.person_key.encode()] = 0.0  # looked at again at the next tick of the management timer
 
     return agents
-
-
-def _ingest_agent(app: faust.App, agents: Agents, kind: str, topic: Any) -> None:
-    async def ingest_agent(stream: Any) -> None:
-        if agents.runtime.rules is None:
-            await agents.control_ready.wait()
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
-            await _acknowledged_once_handled(events, _ingest_batch(agents, kind, events))
-
-    app.agent(topic, name=f"ingest-{kind}")(ingest_agent)
-
-
-async def _ingest_batch(agents: Agents, kind: str, events: Sequence[Any]) -> None:
-    deliveries = [d for event in events for d in await agents.ingest_one(kind, event.message)]
-    await asyncio.gather(*deliveries)
 
 
 async def _declare_queues(agents: Agents) -> None:

@@ -259,7 +259,7 @@ def _raw(app: faust.App, name: str, partitions: int) -> Any:
 
 def register_key_groups(app: faust.App, agents: Agents) -> KeyGroupsWorker:
     """Declare the roster and members agents, the members table, the control follower and the reminder timer."""
-    from streams.agents import _acknowledged_once_handled
+    from streams.batches import acknowledged_once_handled
     from streams.control import seed_if_empty
 
     settings = agents.runtime.settings
@@ -274,13 +274,13 @@ def register_key_groups(app: faust.App, agents: Agents) -> KeyGroupsWorker:
     @app.agent(kg.rosters_topic, name="ingest-rosters")
     async def ingest_rosters(stream: Any) -> None:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
-            await _acknowledged_once_handled(events, kg.ingest_rows(events))
+            await acknowledged_once_handled(events, kg.ingest_rows(events))
 
     @app.agent(kg.members_topic, name="key-group-members")
     async def members(stream: Any) -> None:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
             handling = agents.handle_batch("key-group-members", events, kg.enrol, "roster_dead_lettered")
-            await _acknowledged_once_handled(events, handling)
+            await acknowledged_once_handled(events, handling)
 
     every(app, REMINDER_INTERVAL, "reminder", kg.remind)
 

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from pipeline.inputs import TOPICS as INPUT_TOPICS
 from tools.kafka_clients import client_options
 
 __all__ = ["Operations", "count_operations", "measure_equivalent"]
@@ -108,8 +109,8 @@ def count_operations(bootstrap: str, prefix: str) -> Operations:
             cases_records=count.get(names["cases"], 0),
             persons_changelog=count.get(names["persons_changelog"], 0),
             cases_changelog=count.get(names["cases_changelog"], 0),
-            other_records={t: n for t, n in count.items() if t not in known and n and not t.endswith(tuple(
-                (".declarations", ".checkpoint-scans", ".nat-results")))},
+            other_records={t: n for t, n in count.items() if t not in known and n and not t.endswith(
+                tuple(f".{topic}" for topic in INPUT_TOPICS))},
             samples=samples,
         )
     finally:

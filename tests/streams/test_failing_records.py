@@ -16,8 +16,9 @@ import pytest
 from faust.types import TP
 
 from pipeline.settings import Settings
-from streams import agents as agents_module
+from streams import batches as batches_module
 from streams import cases as cases_module
+from streams import join as join_module
 from streams.memory import get_broker
 from streams.views import status
 from streams.worker import Worker
@@ -31,7 +32,7 @@ POISON = 7
 @pytest.fixture
 def deployment(store: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     # a wide batch window, so the records put on the topics before the worker starts come as one batch
-    monkeypatch.setattr(agents_module, "BATCH_WITHIN", 0.5)
+    monkeypatch.setattr(batches_module, "BATCH_WITHIN", 0.5)
     settings = deployment_settings("memory", store=store)
     yield settings
     cleanup(settings)
@@ -76,7 +77,7 @@ def test_a_person_event_that_keeps_failing_is_retried_then_dead_lettered(
 ) -> None:
     serials = [30, 31, 32, POISON, 33, 34]
     tried: list[list[str]] = []
-    real = agents_module.step_many
+    real = join_module.step_many
 
     def step_many(batch: Any, *args: Any) -> Any:
         ids = [e.event_id for _, events in batch for e in events]
@@ -85,7 +86,7 @@ def test_a_person_event_that_keeps_failing_is_retried_then_dead_lettered(
             raise RuntimeError("injected failure")
         return real(batch, *args)
 
-    monkeypatch.setattr(agents_module, "step_many", step_many)
+    monkeypatch.setattr(join_module, "step_many", step_many)
     _push_declarations(deployment, serials, nat="negative")
     topic = deployment.topic("person-events")
 
@@ -109,8 +110,8 @@ def test_a_person_event_that_keeps_failing_is_retried_then_dead_lettered(
     assert len(records) == len(serials) and len(poisoned) == 1
     whole = [ids for ids in tried if f"d-{POISON}" in ids and len(ids) > 1]
     alone = [ids for ids in tried if ids == [f"d-{POISON}"]]
-    assert len(whole) == agents_module.TRIES, f"the batch should be tried {agents_module.TRIES} times: {tried}"
-    assert len(alone) == agents_module.TRIES, f"the record alone should be tried {agents_module.TRIES} times: {tried}"
+    assert len(whole) == batches_module.TRIES, f"the batch should be tried {batches_module.TRIES} times: {tried}"
+    assert len(alone) == batches_module.TRIES, f"the record alone should be tried {batches_module.TRIES} times: {tried}"
     assert result["before"] == [False] * len(records), "a record was acknowledged before its batch was handled"
     assert result["landed"] == len(serials) - 1, "the good records of the batch should be in the person table"
 
@@ -157,7 +158,7 @@ def test_a_triage_message_that_keeps_failing_in_the_cases_agent_is_retried_then_
     records = result["records"]
     poisoned = [r for r in records if orjson.loads(r.value)["masked_id"].endswith(_id(POISON)[-4:])]
     assert len(records) == len(serials) and len(poisoned) == 1
-    assert tried.count(orjson.loads(poisoned[0].value)["masked_id"]) == 2 * agents_module.TRIES, tried
+    assert tried.count(orjson.loads(poisoned[0].value)["masked_id"]) == 2 * batches_module.TRIES, tried
     assert result["before"] == [False] * len(records), "a record was acknowledged before its batch was handled"
     assert result["opened"] == len(serials) - 1, "the good triage messages of the batch should have opened cases"
 
