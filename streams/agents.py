@@ -35,6 +35,7 @@ __all__ = ["Agents", "register_agents"]
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class Agents:
     """Handles on what the agents share, for views, the demo and tests."""

@@ -54,6 +54,7 @@ async def ingest_one(agents: Agents, kind: str, message: Any) -> list[Awaitable[
 
 
 def register_ingest(app: faust.App, agents: Agents, kind: str, topic: Any) -> None:
+    """Declare the ingest agent of one input kind; it starts once the rules are active."""
     async def ingest_agent(stream: Any) -> None:
         if agents.runtime.rules is None:
             await agents.control_ready.wait()
