@@ -34,6 +34,8 @@ def _demo(
     except DemoNotReady as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    if not console.is_terminal:
+        console.line()  # the last frame of the live view ends without a newline when output is not a terminal
     console.print_json(json.dumps(summary, ensure_ascii=False))
     if json_summary:
         json_summary.write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
