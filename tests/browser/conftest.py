@@ -1,4 +1,4 @@
-"""One headless Chromium (Debian's package, driven by Playwright) per browser test module."""
+"""One headless Chromium (Debian's package, driven by Playwright) and one worker with access tokens per browser test module."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.browser.test_pages import ARGS, CHROMIUM, OUT
+from tests.streams.api_helpers import RunningWorker, start_worker
 
 
 @pytest.fixture(scope="module")
@@ -22,3 +23,13 @@ def browser() -> Iterator[object]:
             yield b
         finally:
             b.close()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningWorker]:
+    """A worker on the embedded broker with the test access file, for the pages of one module."""
+    running = start_worker(tmp_path_factory.mktemp("access") / "access.toml")
+    try:
+        yield running
+    finally:
+        running.stop()

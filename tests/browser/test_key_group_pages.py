@@ -4,7 +4,6 @@ checkpoint coverage lists the registered vehicle that no checkpoint saw."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,18 +13,9 @@ from pipeline.rosters import roster_rows
 from streams.memory import get_broker
 from tests.browser.test_pages import NO_SIDEWAYS_SCROLL, OUT, _signed_in
 from tests.key_group_data import A, B, nat, registry_csv, results, roster_csv, scan
-from tests.streams.api_helpers import RunningWorker, start_worker
+from tests.streams.api_helpers import RunningWorker
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningWorker]:
-    running = start_worker(tmp_path_factory.mktemp("access") / "access.toml")
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def test_dashboard_shows_group_rates_live_and_unchecked_vehicles(site: RunningWorker, browser: object) -> None:

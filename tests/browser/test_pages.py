@@ -8,7 +8,6 @@ Chinese text; screenshots go to `test-output/screenshots/` for review.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 
 from pipeline.events import Reason, TriageMessage
 from pipeline.identity import mask_id
-from tests.streams.api_helpers import COMMUNITY_A, COMMUNITY_B, RunningWorker, resident_id, scan, start_worker
+from tests.streams.api_helpers import COMMUNITY_A, COMMUNITY_B, RunningWorker, resident_id, scan
 
 pytestmark = pytest.mark.browser
 
@@ -28,15 +27,6 @@ OUT = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 COMMUNITY_C = ("330106003", 120.28693452538745, 30.428745)
 WIDTHS = {"desktop": 1366, "phone": 375}
 NO_SIDEWAYS_SCROLL = "document.documentElement.scrollWidth <= window.innerWidth"
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningWorker]:
-    running = start_worker(tmp_path_factory.mktemp("access") / "access.toml")
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def _signed_in(browser: object, site: RunningWorker, token: str, target: str, width: int = 1280) -> object:

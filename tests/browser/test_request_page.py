@@ -4,7 +4,6 @@ width and at 375 px with no sideways scrolling."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -12,18 +11,9 @@ import pytest
 
 from pipeline.events import Reason, TriageMessage
 from tests.browser.test_pages import NO_SIDEWAYS_SCROLL, OUT, WIDTHS, _card, _signed_in
-from tests.streams.api_helpers import COMMUNITY_A, RunningWorker, start_worker
+from tests.streams.api_helpers import COMMUNITY_A, RunningWorker
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningWorker]:
-    running = start_worker(tmp_path_factory.mktemp("access") / "access.toml")
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def _managed_case(site: RunningWorker, case_id: str, masked: str) -> None:
