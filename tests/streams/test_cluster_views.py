@@ -201,13 +201,15 @@ def test_the_survivor_of_a_killed_worker_serves_every_queue_within_30_s(cluster:
     answered: list[dict[str, set[str]] | None] = []
 
     def complete() -> bool:
+        # a queue answers once the taken-over partitions' tables are recovered; the records the victim had read but
+        # not yet committed are then read again from the cases topic, so the last few cases can follow a poll later
         answered.append(_complete(cluster, survivor))
-        return answered[-1] is not None
+        return answered[-1] == expected
 
     wait_until(complete, 30.0, step=0.5)
     assert answered[-1] == expected
     status, board, _ = cluster.call(survivor, "GET", "/api/dashboard", cluster.tokens["admin"])
     assert status == 200 and board["workers"] == 1
     assert board["open_by_community"] == {c: len(v) for c, v in sorted(cluster.expected.items())} or cluster.unsettled
-    print(f"survivor served the district completely {took:.1f} s after the kill; every queue complete on "
-          f"poll {len(answered)} after that")
+    print(f"survivor answered for the whole district {took:.1f} s after the kill; every queue complete on "
+          f"poll {len(answered)} after that, {time.monotonic() - killed:.1f} s after the kill")
