@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 import numpy as np
 import pandas as pd
@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 Level = Literal["high", "medium", "low"]
-LEVELS: tuple[str, ...] = ("high", "medium", "low")
+LEVELS: tuple[str, ...] = get_args(Level)
 LEVEL_CODE: dict[str, int] = {"low": 1, "medium": 2, "high": 3}
 LEVEL_NAME: dict[int, str] = {code: name for name, code in LEVEL_CODE.items()}
 

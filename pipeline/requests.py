@@ -11,7 +11,7 @@ import hashlib
 import statistics
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 RequestKind = Literal["supplies", "medical", "other"]
-REQUEST_KINDS: tuple[str, ...] = ("supplies", "medical", "other")
+REQUEST_KINDS: tuple[str, ...] = get_args(RequestKind)
 #: Longest request or answer text (characters): a line a community worker reads on a card, not a letter.
 TEXT_LIMIT = 500
 #: `open`: waiting, inside the SLA; `overdue`: waiting past it; `answered`.

@@ -60,18 +60,20 @@ class RequestPlaces:
     store: PlaceStore = field(default_factory=lambda: PlaceStore(chunk_size=1 << 16))
     owners: list[str] = field(default_factory=list)
     numbers: dict[str, int] = field(default_factory=dict)
-    stale: int = 0
 
     @property
     def live(self) -> int:
         return len(self.numbers)
 
+    @property
+    def stale(self) -> int:
+        """Versions of requests read again since: their rows stay in the store but no longer count."""
+        return len(self.owners) - len(self.numbers)
+
     def hold(self, request: TraceRequest) -> None:
         """Append `request`'s places (all but its origin) under a new number; an older version stops counting."""
         number = len(self.owners)
         self.owners.append(request.topic_key)
-        if self.numbers.get(request.topic_key) is not None:
-            self.stale += 1
         self.numbers[request.topic_key] = number
         ps = [p for p in request.places if p.kind != "origin"]
         if ps:
