@@ -18,9 +18,10 @@ from pipeline.ingest import dead_letter
 from pipeline.state import new_state, state_from_bytes
 from pipeline.triage import UNASSIGNED
 from streams import batches
-from streams.batches import acknowledged_once_handled, handle_batch
+from streams.batches import handle_batch
 from streams.cases import CaseAgent
 from streams.control import follow_regions, follow_rules, mark_ready
+from streams.handover import Handover
 from streams.ingest import register_ingest
 from streams.join import Join, remember_places
 from streams.queries import CaseIndex
@@ -34,6 +35,9 @@ from streams.verdicts import VerdictWaiters
 __all__ = ["Agents", "register_agents"]
 
 log = logging.getLogger(__name__)
+
+#: Longest a revocation waits for the batches in flight (seconds), well inside the group's session timeout.
+HANDOVER_WAIT_S = 15.0
 
 
 @dataclass
@@ -67,10 +71,13 @@ class Agents:
     case_agent: CaseAgent = field(init=False)
     #: the join's work and its management wake-ups (`streams.join`)
     join: Join = field(init=False)
+    #: the batches in flight, which a revocation waits for (`streams.handover`)
+    handover: Handover = field(init=False)
 
     def __post_init__(self) -> None:
         self.case_agent = CaseAgent(self.runtime, self.topics, self.cases, self.index, self.send)
         self.join = Join(self)
+        self.handover = Handover(self.app, wait_s=HANDOVER_WAIT_S)
 
     @property
     def managed(self) -> dict[bytes, tuple[str, str, str, float | None, str]]:
@@ -118,8 +125,8 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
     @app.agent(topics.person_events, name="join")
     async def join(stream: Any) -> None:
         async for events in stream.take_events(batches.BATCH_MAX, within=batches.BATCH_WITHIN):
-            handling = agents.handle_batch("join", events, agents.join.join_batch, "join_dead_lettered")
-            await acknowledged_once_handled(events, handling)
+            await agents.handover.run(
+                events, lambda batch: agents.handle_batch("join", batch, agents.join.join_batch, "join_dead_lettered"))
 
     case_channel = app.topic(topics.cases.get_topic_name(), topics.case_events.get_topic_name(), key_type=bytes,
                              value_type=bytes, key_serializer="raw", value_serializer="raw",
@@ -128,8 +135,8 @@ def register_agents(app: faust.App, runtime: Runtime, topics: Topics) -> Agents:
     @app.agent(case_channel, name="cases")
     async def case_agent(stream: Any) -> None:
         async for events in stream.take_events(batches.BATCH_MAX, within=batches.BATCH_WITHIN):
-            handling = agents.handle_batch("cases", events, agents.case_agent.case_batch, "case_dead_lettered")
-            await acknowledged_once_handled(events, handling)
+            await agents.handover.run(
+                events, lambda batch: agents.handle_batch("cases", batch, agents.case_agent.case_batch, "case_dead_lettered"))
 
     every(app, 1.0, "escalation", agents.case_agent.escalate_due)
     every(app, 1.0, "management", agents.join.wake_managed)

@@ -1,5 +1,5 @@
-"""How an agent's batch is run and acknowledged: tried until it goes through, failing records isolated and
-dead-lettered, and no message acknowledged before its batch was handled."""
+"""How an agent's batch is run: tried until it goes through, failing records isolated and dead-lettered
+(acknowledgement and rebalances: `streams.handover`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-__all__ = ["BATCH_MAX", "BATCH_WITHIN", "TRIES", "RETRY_MAX_S", "acknowledged_once_handled", "handle_batch"]
+__all__ = ["BATCH_MAX", "BATCH_WITHIN", "TRIES", "RETRY_MAX_S", "handle_batch"]
 
 log = logging.getLogger(__name__)
 
@@ -86,19 +86,3 @@ async def _tried(name: str, events: Sequence[Any], handle: Callable[[Sequence[An
 def _transient(error: BaseException) -> bool:
     """Whether `error` is the broker's, the network's or the disk's (a Kafka error marked retriable, an OSError)."""
     return isinstance(error, OSError) or bool(getattr(error, "retriable", False))
-
-
-async def acknowledged_once_handled(events: Sequence[Any], handling: Awaitable[None]) -> None:
-    """Await `handling` of a batch, holding one reference on each of its messages until it is done.
-
-    `take_events` acknowledges a batch as its generator closes, and Faust closes it when the stream
-    stops, even while the agent is still in the middle of the batch (a worker shutting down). With the
-    reference held, that acknowledgement leaves each message pending; the reference is let go only
-    once the batch was handled, so a batch that was not is never committed and is read again after
-    the restart.
-    """
-    for event in events:
-        event.message.incref()
-    await handling
-    for event in events:
-        event.message.decref()

@@ -13,7 +13,6 @@ import faust
 from pipeline.errors import RejectedEvent
 from pipeline.ingest import person_event_records
 from streams import batches
-from streams.batches import acknowledged_once_handled
 from streams.runtime import utc_now
 
 if TYPE_CHECKING:
@@ -59,7 +58,7 @@ def register_ingest(app: faust.App, agents: Agents, kind: str, topic: Any) -> No
         if agents.runtime.rules is None:
             await agents.control_ready.wait()
         async for events in stream.take_events(batches.BATCH_MAX, within=batches.BATCH_WITHIN):
-            await acknowledged_once_handled(events, _ingest_batch(agents, kind, events))
+            await agents.handover.run(events, lambda batch: _ingest_batch(agents, kind, batch))
 
     app.agent(topic, name=f"ingest-{kind}")(ingest_agent)
 

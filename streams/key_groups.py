@@ -259,7 +259,6 @@ def _raw(app: faust.App, name: str, partitions: int) -> Any:
 
 def register_key_groups(app: faust.App, agents: Agents) -> KeyGroupsWorker:
     """Declare the roster and members agents, the members table, the control follower and the reminder timer."""
-    from streams.batches import acknowledged_once_handled
     from streams.control import seed_if_empty
 
     settings = agents.runtime.settings
@@ -274,13 +273,13 @@ def register_key_groups(app: faust.App, agents: Agents) -> KeyGroupsWorker:
     @app.agent(kg.rosters_topic, name="ingest-rosters")
     async def ingest_rosters(stream: Any) -> None:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
-            await acknowledged_once_handled(events, kg.ingest_rows(events))
+            await agents.handover.run(events, kg.ingest_rows)
 
     @app.agent(kg.members_topic, name="key-group-members")
     async def members(stream: Any) -> None:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
-            handling = agents.handle_batch("key-group-members", events, kg.enrol, "roster_dead_lettered")
-            await acknowledged_once_handled(events, handling)
+            await agents.handover.run(
+                events, lambda batch: agents.handle_batch("key-group-members", batch, kg.enrol, "roster_dead_lettered"))
 
     every(app, REMINDER_INTERVAL, "reminder", kg.remind)
 
