@@ -49,7 +49,10 @@ def test_a_failed_run_is_shown_as_failed_not_as_a_figure() -> None:
     ]
     body = render(results)
     assert "failed: exit 1: broker gone" in body
-    assert "of n/a records/s" in body
+    results["sections"]["worker_1"]["runs"] = [
+        {"command": "python -m tools.bench_worker run", "ok": False, "error": "exit 1: broker gone"}
+    ]
+    assert "n/a of n/a person-events/s" in render(results)
 
 
 def test_missing_goal_is_marked_not_met() -> None:
