@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import faust
@@ -49,9 +49,11 @@ class Handover:
         if not self._assigned.is_set():
             await self._assigned.wait()
         generation = self.app.consumer_generation_id
-        current = [e for e in events if e.message.generation_id == generation]
-        if len(current) < len(events):
-            stale = [e for e in events if e.message.generation_id != generation]
+        current: list[Any] = []
+        stale: list[Any] = []
+        for event in events:
+            (current if event.message.generation_id == generation else stale).append(event)
+        if stale:
             for event in stale:
                 event.message.incref()
             self.abandoned += len(stale)
@@ -60,8 +62,8 @@ class Handover:
                      len(stale), first.topic, first.partition, first.offset, first.generation_id, generation)
         return current
 
-    async def handled(self, events: Sequence[Any], handling: Awaitable[None]) -> None:
-        """Await `handling` of a batch, holding one reference on each of its messages until it is done.
+    async def run(self, events: Sequence[Any], handling: Callable[[list[Any]], Awaitable[None]]) -> None:
+        """Handle the admitted events of a batch, holding one reference on each of their messages until done.
 
         `take_events` acknowledges a batch as its generator closes, and Faust closes it when the stream
         stops, even while the agent is still in the middle of the batch (a worker shutting down). With the
@@ -69,24 +71,21 @@ class Handover:
         once the batch was handled, so a batch that was not is never committed and is read again after
         the restart. A revocation waits for the batches under way here.
         """
-        for event in events:
+        current = await self.admitted(events)
+        if not current:
+            return
+        for event in current:
             event.message.incref()
         self._running += 1
         self._idle.clear()
         try:
-            await handling
+            await handling(current)
         finally:
             self._running -= 1
             if not self._running:
                 self._idle.set()
-        for event in events:
+        for event in current:
             event.message.decref()
-
-    async def run(self, events: Sequence[Any], handling: Any) -> None:
-        """`handled(admitted events, handling(them))`: the agents' one call per batch."""
-        current = await self.admitted(events)
-        if current:
-            await self.handled(current, handling(current))
 
     async def _on_revoked(self, app: Any, revoked: Any = None, **_: Any) -> None:
         self._assigned.clear()

@@ -7,7 +7,7 @@ memory://, on both table stores; the failure is injected into the domain call th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -49,16 +49,16 @@ def _push_declarations(settings: Settings, serials: list[int], nat: str) -> None
             f"d-{serial}", _id(serial), now, (lon, lat), (lon, lat), now - timedelta(days=1), nat=nat))
 
 
-def _hold_dead_letters(worker: Worker) -> tuple[asyncio.Future, list[bytes]]:
-    """Hold back the delivery of every dead letter until the returned future is set; the list fills with their values."""
+def _hold_deliveries(worker: Worker, held_topic: Callable[[str], bool]) -> tuple[asyncio.Future, list[bytes]]:
+    """Hold back the delivery of every record sent to a topic `held_topic` accepts until the returned future is
+    set; the list fills with their values."""
     gate = asyncio.get_running_loop().create_future()
     held: list[bytes] = []
     real_send = worker.app.producer.send
-    dead_letters = worker.settings.topic("dead-letters")
 
     async def send(topic: str, key: Any, value: Any, *args: Any) -> Any:
         delivery = await real_send(topic, key, value, *args)
-        if topic != dead_letters:
+        if not held_topic(topic):
             return delivery
         held.append(value)
 
@@ -70,6 +70,12 @@ def _hold_dead_letters(worker: Worker) -> tuple[asyncio.Future, list[bytes]]:
 
     worker.app.producer.send = send
     return gate, held
+
+
+def _hold_dead_letters(worker: Worker) -> tuple[asyncio.Future, list[bytes]]:
+    """Hold back the delivery of every dead letter until the returned future is set; the list fills with their values."""
+    dead_letters = worker.settings.topic("dead-letters")
+    return _hold_deliveries(worker, lambda topic: topic == dead_letters)
 
 
 def test_a_person_event_that_keeps_failing_is_retried_then_dead_lettered(
@@ -180,21 +186,7 @@ def test_a_batch_the_worker_stops_in_the_middle_of_is_read_again_after_the_resta
 
     async def stopped_mid_batch() -> int:
         async with running_worker(deployment) as worker:
-            real_send = worker.app.producer.send
-            stuck = asyncio.get_running_loop().create_future()
-
-            async def send(topic_name: str, key: Any, value: Any, *args: Any) -> Any:
-                delivery = await real_send(topic_name, key, value, *args)
-                if ".triage." not in topic_name:
-                    return delivery
-
-                async def never() -> Any:
-                    await stuck
-                    return await delivery
-
-                return asyncio.ensure_future(never())
-
-            worker.app.producer.send = send
+            _hold_deliveries(worker, lambda topic: ".triage." in topic)  # never let go
             assert await wait_until(lambda: worker.agents.counts["flagged"] == 3, 20), worker.agents.counts
             await asyncio.sleep(1.5)  # past a commit interval
             return worker.agents.counts["joined"]

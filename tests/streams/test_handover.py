@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -15,7 +15,7 @@ from pipeline.settings import Settings
 from streams import batches as batches_module
 from streams.handover import Handover
 from tests.streams.harness import cleanup, deployment_settings, running_worker, wait_until
-from tests.streams.test_failing_records import _push_declarations
+from tests.streams.test_failing_records import _hold_deliveries, _push_declarations
 
 
 @pytest.fixture
@@ -37,21 +37,7 @@ def test_a_rebalance_waits_for_the_join_batch_in_flight_before_the_partitions_ar
     async def scenario() -> dict[str, Any]:
         async with running_worker(deployment) as worker:
             app = worker.app
-            real_send = app.producer.send
-            gate = asyncio.get_running_loop().create_future()
-
-            async def send(topic_name: str, key: Any, value: Any, *args: Any) -> Any:
-                delivery = await real_send(topic_name, key, value, *args)
-                if ".triage." not in topic_name:
-                    return delivery
-
-                async def after_gate() -> Any:
-                    await gate
-                    return await delivery
-
-                return asyncio.ensure_future(after_gate())
-
-            app.producer.send = send
+            gate, _ = _hold_deliveries(worker, lambda topic: ".triage." in topic)
             assert await wait_until(lambda: worker.agents.counts["flagged"] == 3, 20), worker.agents.counts
             seen: dict[str, Any] = {}
 
@@ -96,7 +82,6 @@ class _Message:
 @dataclass
 class _Event:
     message: _Message
-    handled: list[int] = field(default_factory=list)
 
 
 def test_records_fetched_before_a_rebalance_are_abandoned_unacknowledged(run_async: Any) -> None:
